@@ -1,0 +1,29 @@
+"""The aibus command: one module per command group, all talking to the daemon over HTTP."""
+
+from __future__ import annotations
+
+import typer
+
+from aiventbus.cli import events
+from aiventbus.cli.client import set_config_path
+
+app = typer.Typer(
+    name="aibus",
+    help="Talk to the aiventbus daemon.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _options(config: str | None = typer.Option(None, "--config", help="config file the daemon uses")) -> None:
+    set_config_path(config)
+
+
+app.registered_commands.extend(events.app.registered_commands)
+# Command groups added by later stages register here (see each cli module's `register`).
+
+
+def main() -> None:
+    app()

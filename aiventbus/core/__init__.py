@@ -1,0 +1,1 @@
+"""The runtime pipeline: bus, router, context, agents, policy, executor."""

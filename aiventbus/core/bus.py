@@ -1,0 +1,149 @@
+"""The event bus: validate, dedupe, apply chain limits, commit durably, then notify subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiventbus.config import BusConfig
+from aiventbus.core.events import ChainLimits, Event, EventIn, Priority
+from aiventbus.errors import ChainLimitExceeded, StoreClosed
+from aiventbus.store.database import Database
+from aiventbus.store.events import EventQueries, PublishRules, insert_event
+from aiventbus.telemetry import Metrics, bounded_topic
+
+Subscriber = Callable[[Event], Awaitable[None] | None]
+Clock = Callable[[], float]
+log = logging.getLogger(__name__)
+
+
+class EventBus:
+    """Durable publish with group commit; a publish returns only after its event is committed."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: BusConfig,
+        metrics: Metrics,
+        clock: Clock = time.time,
+        trusted_sources: frozenset[str] = frozenset(),
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.metrics = metrics
+        self.clock = clock
+        self.queries = EventQueries(db)
+        self.trusted_sources = trusted_sources
+        self._subscribers: list[Subscriber] = []
+        self._accepting = True
+        self._pending_notifications: set[asyncio.Task[None]] = set()
+        self.subscriber_failures = 0
+
+    @property
+    def limits(self) -> ChainLimits:
+        return ChainLimits(self.config.max_chain_depth, self.config.max_chain_budget, self.config.max_fan_out)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call `subscriber` with every committed event; returns the unsubscribe function."""
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def stop_intake(self) -> None:
+        self._accepting = False
+
+    async def publish(self, incoming: EventIn, *, enforce_limits: bool = True) -> Event:
+        """Store one event (or answer with the original when deduplicated) and notify subscribers."""
+        if not self._accepting:
+            raise StoreClosed("the daemon is shutting down and accepts no new events")
+        started = time.perf_counter()
+        rules = PublishRules(self.limits, self.config.dedupe_window_seconds, self.trusted_sources, enforce_limits)
+        now = self.clock()
+        try:
+            event = await self.db.write(lambda conn: insert_event(conn, incoming, now, rules))
+        except ChainLimitExceeded as error:
+            self.metrics.event_publish_duration.labels("chain_limit").observe(time.perf_counter() - started)
+            self.metrics.events_chain_limit.labels(error.reason).inc()
+            await self.publish_system(
+                "chain_limit",
+                {
+                    "reason": error.reason,
+                    "limit": error.limit,
+                    "topic": incoming.topic,
+                    "source": incoming.source,
+                },
+                trace_id=error.trace_id,
+            )
+            raise
+        except Exception:
+            self.metrics.event_publish_duration.labels("error").observe(time.perf_counter() - started)
+            raise
+        if event.deduplicated:
+            self.metrics.event_publish_duration.labels("deduplicated").observe(time.perf_counter() - started)
+            self.metrics.events_deduped.labels(bounded_topic(event.topic)).inc()
+            return event
+        self.metrics.event_publish_duration.labels("published").observe(time.perf_counter() - started)
+        self.metrics.events_published.labels(bounded_topic(event.topic), _bounded_source(event.source)).inc()
+        if event.topic.startswith("system."):
+            self.metrics.system_events.labels(bounded_topic(event.topic)).inc()
+        await self._notify(event)
+        return event
+
+    async def publish_many(self, incoming: list[EventIn]) -> list[Event | ChainLimitExceeded]:
+        """Publish a batch concurrently so it shares commits; chain-limit refusals are returned, not raised."""
+        results = await asyncio.gather(*(self.publish(item) for item in incoming), return_exceptions=True)
+        out: list[Event | ChainLimitExceeded] = []
+        for result in results:
+            if isinstance(result, ChainLimitExceeded | Event):
+                out.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+        return out
+
+    async def publish_system(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        *,
+        trace_id: str | None = None,
+        parent_event: str | None = None,
+        priority: Priority = Priority.high,
+    ) -> Event | None:
+        """A `system.<name>` event; guardrails do not apply, and failure to store it is only logged."""
+        try:
+            return await self.publish(
+                EventIn(
+                    topic=f"system.{name}",
+                    payload=payload,
+                    priority=priority,
+                    trace_id=trace_id,
+                    parent_event=parent_event,
+                    source="system",
+                ),
+                enforce_limits=False,
+            )
+        except Exception:
+            log.warning("could not publish system.%s", name, exc_info=True)
+            return None
+
+    async def _notify(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                result = subscriber(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.subscriber_failures += 1
+                log.exception("event subscriber %r failed on %s", subscriber, event.id)
+
+
+def _bounded_source(source: str) -> str:
+    return source.split(":", 1)[0] if not source.startswith("producer:") else source[:40]

@@ -1,0 +1,146 @@
+"""The event model (tiered schema), ids, and the pure rules the bus applies to it."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,199}$")
+
+# Sources whose content a third party can control; agent runs that saw them must not auto-act.
+UNTRUSTED_SOURCES = frozenset(
+    {"clipboard", "notification", "webhook", "file", "system_log", "terminal", "http_response", "tool_output"}
+)
+
+
+class Priority(StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    critical = "critical"
+
+
+class EventStatus(StrEnum):
+    pending = "pending"
+    routed = "routed"
+    unrouted = "unrouted"
+    processing = "processing"
+    completed = "completed"
+    failed = "failed"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+class EventIn(BaseModel):
+    """What a publisher sends: only topic and payload are required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str = Field(..., description="Dotted topic, e.g. log.error")
+    payload: dict[str, Any] = Field(..., description="JSON object carried by the event")
+    priority: Priority = Priority.normal
+    semantic_type: str | None = Field(None, max_length=200)
+    dedupe_key: str | None = Field(None, max_length=500)
+    trace_id: str | None = Field(None, pattern=r"^tr_[A-Za-z0-9_\-]{1,64}$")
+    parent_event: str | None = Field(None, pattern=r"^evt_[A-Za-z0-9_\-]{1,64}$")
+    output_topic: str | None = None
+    context_refs: list[str] = Field(default_factory=list, max_length=50)
+    memory_scope: str | None = Field(None, max_length=200)
+    source: str = Field("api", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+    @field_validator("topic", "output_topic")
+    @classmethod
+    def _topic_shape(cls, value: str | None) -> str | None:
+        if value is not None and not TOPIC_PATTERN.match(value):
+            raise ValueError("must be 1-200 characters of letters, digits and . _ - : / (e.g. log.error)")
+        return value
+
+    @field_validator("context_refs")
+    @classmethod
+    def _refs_are_event_ids(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            if not re.match(r"^evt_[A-Za-z0-9_\-]{1,64}$", ref):
+                raise ValueError(f"{ref!r} is not an event id (evt_...)")
+        return value
+
+
+class Event(BaseModel):
+    """An event as stored and served."""
+
+    id: str
+    seq: int = 0
+    topic: str
+    payload: dict[str, Any]
+    priority: Priority
+    semantic_type: str | None = None
+    dedupe_key: str | None = None
+    trace_id: str
+    parent_event: str | None = None
+    output_topic: str | None = None
+    context_refs: list[str] = Field(default_factory=list)
+    memory_scope: str | None = None
+    source: str
+    taint: list[str] = Field(default_factory=list, description="Untrusted sources anywhere up the chain")
+    depth: int = 0
+    status: EventStatus = EventStatus.pending
+    created_at: float
+    deduplicated: bool = False
+
+
+def source_family(source: str) -> str:
+    """`producer:clipboard` and `clipboard` both belong to the clipboard family."""
+    return source.split(":", 1)[1] if source.startswith("producer:") else source.split(":", 1)[0]
+
+
+def taint_of(source: str, parent_taint: list[str], trusted: frozenset[str] = frozenset()) -> list[str]:
+    """The untrusted sources an event carries: its parent's plus its own."""
+    taint = set(parent_taint)
+    family = source_family(source)
+    if family in UNTRUSTED_SOURCES:
+        taint.add(family)
+    return sorted(taint - trusted)
+
+
+@dataclass(frozen=True)
+class ChainLimits:
+    max_depth: int
+    max_budget: int
+    max_fan_out: int
+
+
+@dataclass(frozen=True)
+class ChainState:
+    depth: int
+    trace_events: int
+    parent_children: int
+
+
+def chain_limit_violation(state: ChainState, limits: ChainLimits) -> tuple[str, int] | None:
+    """Which guardrail a new event would break, as (reason, limit), or None."""
+    if state.depth > limits.max_depth:
+        return "depth", limits.max_depth
+    if state.trace_events >= limits.max_budget:
+        return "budget", limits.max_budget
+    if state.parent_children >= limits.max_fan_out:
+        return "fan_out", limits.max_fan_out
+    return None
+
+
+def within_dedupe_window(original_created_at: float, now: float, window_seconds: float) -> bool:
+    return window_seconds > 0 and now - original_created_at < window_seconds
+
+
+def lane_of(topic: str, interactive_prefixes: list[str], critical_prefixes: list[str]) -> str:
+    """interactive, critical or ambient, by topic prefix."""
+    if any(topic.startswith(prefix) for prefix in interactive_prefixes):
+        return "interactive"
+    if any(topic.startswith(prefix) for prefix in critical_prefixes):
+        return "critical"
+    return "ambient"

@@ -1,0 +1,206 @@
+"""The daemon: builds every component, owns every background task, and runs start -> serve -> stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+
+from aiventbus import __version__
+from aiventbus.api.auth import load_or_create_token
+from aiventbus.api.hub import Hub
+from aiventbus.config import Config
+from aiventbus.core.bus import EventBus
+from aiventbus.core.events import Event
+from aiventbus.store.database import Database
+from aiventbus.telemetry import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that keeps a part of the daemon from working, and how to fix it."""
+
+    component: str
+    problem: str
+    fix: str = ""
+
+    def to_api(self) -> dict[str, str]:
+        return {"component": self.component, "problem": self.problem, "fix": self.fix}
+
+
+@runtime_checkable
+class Service(Protocol):
+    """A component with a lifecycle; the daemon starts them in order and stops them in reverse."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Daemon:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.metrics = Metrics()
+        self.db = Database(config.db_path, config.bus.synchronous, config.bus.max_batch_events)
+        trusted = frozenset(config.policy.trusted_sources)
+        self.bus = EventBus(self.db, config.bus, self.metrics, clock=clock, trusted_sources=trusted)
+        self.hub = Hub()
+        self.token = ""
+        self.services: list[Service] = []
+        self.routers: list[APIRouter] = []
+        self.started_at = 0.0
+        self.app: FastAPI | None = None
+        self.server: uvicorn.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopped = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, create the token, build and start every component."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.token = load_or_create_token(self.config.token_path)
+        await self.db.open()
+        self._build()
+        for service in self.services:
+            await service.start()
+        self.started_at = time.time()
+        from aiventbus.api.app import create_app
+
+        self.app = create_app(self)
+
+    def _build(self) -> None:
+        """Wire the pipeline in order; each stage is kept as an attribute and, if it has a lifecycle, a service."""
+        self.bus.subscribe(self._forward_to_hub)
+
+    def _forward_to_hub(self, event: Event) -> None:
+        self.hub.publish("event", event.model_dump(mode="json"), topic=event.topic)
+
+    def api_routers(self) -> list[APIRouter]:
+        return list(self.routers)
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """A background task the daemon keeps and cancels on stop."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def serve(self, install_signal_handlers: bool = False) -> None:
+        assert self.app is not None, "start() first"
+        server_config = uvicorn.Config(
+            self.app,
+            host=self.config.server.host,
+            port=self.config.server.port,
+            loop="none",
+            http="httptools",
+            ws="websockets-sansio",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+        self.server = _QuietServer(server_config)
+        if install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_exit)
+        await self.server.serve()
+
+    def request_exit(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+
+    @property
+    def bound_port(self) -> int | None:
+        if self.server is None or not self.server.servers:
+            return None
+        for server in self.server.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return None
+
+    async def stop(self) -> None:
+        """Stop intake, let components drain, commit what is pending, close the store."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.bus.stop_intake()
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping %s failed", service.name)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.db.close()
+
+    # -- status --------------------------------------------------------------------------------
+
+    def problems(self) -> list[Problem]:
+        found: list[Problem] = []
+        for service in self.services:
+            report = getattr(service, "problems", None)
+            if callable(report):
+                found.extend(report())
+        return found
+
+    async def status(self) -> dict[str, Any]:
+        problems = self.problems()
+        components: dict[str, Any] = {}
+        for service in self.services:
+            describe = getattr(service, "status", None)
+            if callable(describe):
+                result = describe()
+                components[service.name] = await result if asyncio.iscoroutine(result) else result
+        last_seq = await self.db.fetch_value("SELECT COALESCE(MAX(seq), 0) FROM events")
+        return {
+            "status": "degraded" if problems else "ok",
+            "version": __version__,
+            "platform": platform.system().lower(),
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.time() - self.started_at, 3) if self.started_at else 0.0,
+            "bus": {
+                "events_stored": int(last_seq or 0),
+                "commits": self.db.commits,
+                "subscriber_failures": self.bus.subscriber_failures,
+            },
+            "problems": [problem.to_api() for problem in problems],
+            "components": components,
+        }
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal capture: the daemon decides how to shut down."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_daemon(config: Config) -> None:
+    daemon = Daemon(config)
+    await daemon.start()
+    log.info("aiventbus %s listening on http://%s:%s", __version__, config.server.host, config.server.port)
+    try:
+        await daemon.serve(install_signal_handlers=True)
+    finally:
+        await daemon.stop()

@@ -1,0 +1,149 @@
+"""Every Prometheus metric of the product, defined in one place on a per-daemon registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SLOW_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Metrics:
+    """The metric families of the spec; label values are always from bounded sets."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "aiventbus_http_requests_total",
+            "HTTP traffic against the daemon",
+            ["method", "path", "status"],
+            registry=r,
+        )
+        self.http_request_duration = Histogram(
+            "aiventbus_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "path"],
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.events_published = Counter(
+            "aiventbus_events_published_total",
+            "Events accepted onto the bus",
+            ["topic", "source"],
+            registry=r,
+        )
+        self.events_deduped = Counter(
+            "aiventbus_events_deduped_total", "Events dropped by the dedupe window", ["topic"], registry=r
+        )
+        self.events_chain_limit = Counter(
+            "aiventbus_events_chain_limit_total",
+            "Chain-reaction guardrail rejections",
+            ["reason"],
+            registry=r,
+        )
+        self.event_publish_duration = Histogram(
+            "aiventbus_event_publish_duration_seconds",
+            "Latency of EventBus.publish",
+            ["outcome"],
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.routing_decisions = Counter(
+            "aiventbus_routing_decisions_total",
+            "Matched / unmatched routing outcomes",
+            ["result"],
+            registry=r,
+        )
+        self.routing_duration = Histogram(
+            "aiventbus_routing_duration_seconds",
+            "Latency of routing decisions",
+            ["result"],
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.assignments_created = Counter(
+            "aiventbus_assignments_created_total",
+            "Assignments handed to agents",
+            ["agent_id", "lane"],
+            registry=r,
+        )
+        self.assignment_transitions = Counter(
+            "aiventbus_assignment_state_transitions_total",
+            "claimed / completed / failed / retried",
+            ["agent_id", "state"],
+            registry=r,
+        )
+        self.assignment_queue_depth = Gauge(
+            "aiventbus_assignment_queue_depth", "Pending assignments per priority lane", ["lane"], registry=r
+        )
+        self.agent_runs = Counter(
+            "aiventbus_agent_runs_total",
+            "Assignment processing outcomes",
+            ["agent_id", "model", "result"],
+            registry=r,
+        )
+        self.agent_run_duration = Histogram(
+            "aiventbus_agent_run_duration_seconds",
+            "Latency of one assignment run",
+            ["agent_id", "model", "result"],
+            buckets=SLOW_BUCKETS,
+            registry=r,
+        )
+        self.llm_requests = Counter(
+            "aiventbus_llm_requests_total",
+            "LLM completion calls",
+            ["agent_id", "model", "result"],
+            registry=r,
+        )
+        self.llm_request_duration = Histogram(
+            "aiventbus_llm_request_duration_seconds",
+            "LLM wall time",
+            ["agent_id", "model"],
+            buckets=SLOW_BUCKETS,
+            registry=r,
+        )
+        self.llm_parse_failures = Counter(
+            "aiventbus_llm_parse_failures_total",
+            "Unparseable structured output",
+            ["agent_id", "model"],
+            registry=r,
+        )
+        self.llm_tokens = Counter(
+            "aiventbus_llm_tokens_total",
+            "Tokens reported by the LLM server",
+            ["agent_id", "model", "kind"],
+            registry=r,
+        )
+        self.action_executions = Counter(
+            "aiventbus_action_executions_total",
+            "Executor outcomes",
+            ["agent_id", "action_type", "result"],
+            registry=r,
+        )
+        self.action_execution_duration = Histogram(
+            "aiventbus_action_execution_duration_seconds",
+            "Executor wall time",
+            ["action_type", "result"],
+            buckets=SLOW_BUCKETS,
+            registry=r,
+        )
+        self.producer_events_emitted = Counter(
+            "aiventbus_producer_events_emitted_total", "Per-producer emit rate", ["producer"], registry=r
+        )
+        self.system_events = Counter("aiventbus_system_events_total", "Internal system.* events", ["topic"], registry=r)
+        self.classifier_fallbacks = Counter(
+            "aiventbus_classifier_fallbacks_total",
+            "Classifier invocations for unmatched events",
+            ["result"],
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def bounded_topic(topic: str, depth: int = 2) -> str:
+    """Topic label: its first `depth` segments, so producers cannot mint unbounded label values."""
+    return ".".join(topic.split(".")[:depth])

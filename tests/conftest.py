@@ -1,0 +1,53 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.clock import FakeClock
+from tests.support.daemon import RunningDaemon, running_daemon
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real user's config, data or state."""
+    for variable, sub in {
+        "XDG_CONFIG_HOME": "xdg-config",
+        "XDG_DATA_HOME": "xdg-data",
+        "XDG_STATE_HOME": "xdg-state",
+    }.items():
+        monkeypatch.setenv(variable, str(tmp_path / sub))
+    monkeypatch.delenv("AIVENTBUS_CONFIG", raising=False)
+    monkeypatch.delenv("AIBUS_URL", raising=False)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[RunningDaemon]:
+    async with running_daemon(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_daemons() -> Iterator[None]:
+    """A failed test must not leave a `python -m aiventbus` behind to disturb later tests."""
+    before = _daemon_pids()
+    yield
+    for pid in _daemon_pids() - before:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+
+
+def _daemon_pids() -> set[int]:
+    result = subprocess.run(["pgrep", "-f", "-x", ".*python.* -m aiventbus .*"], capture_output=True, text=True)
+    return {int(pid) for pid in result.stdout.split()}

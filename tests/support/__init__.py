@@ -1,0 +1,1 @@
+"""Shared test harness: real daemons on free ports, fake clocks, external helper processes."""
