@@ -150,32 +150,61 @@ class Database:
             conn.close()
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[tuple[WriteJob, asyncio.Future[Any]]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job, future in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    result = job(conn)
-                except Exception as error:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((future, False, error))
-                else:
-                    conn.execute("RELEASE job")
-                    outcomes.append((future, True, result))
-            conn.execute("COMMIT")
+            outcomes = self._run_batch(conn, batch, isolate=False)
+        except _JobFailed:
+            # Some job raised: undo the whole batch and run it again with one savepoint per job, so the
+            # failing job is rolled back alone and the others still commit.
+            conn.execute("ROLLBACK")
+            try:
+                outcomes = self._run_batch(conn, batch, isolate=True)
+            except Exception as error:
+                outcomes = self._fail_all(conn, batch, error)
         except Exception as error:
-            log.exception("store commit failed")
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(future, False, error) for _, future in batch]
-        else:
-            self.commits += 1
-            self.jobs_committed += len(batch)
+            outcomes = self._fail_all(conn, batch, error)
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
             self._loop.call_soon_threadsafe(_resolve_all, outcomes)
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[WriteJob, asyncio.Future[Any]]], isolate: bool
+    ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for job, future in batch:
+            if not isolate:
+                try:
+                    outcomes.append((future, True, job(conn)))
+                except Exception as error:
+                    raise _JobFailed from error
+                continue
+            conn.execute("SAVEPOINT job")
+            try:
+                result = job(conn)
+            except Exception as error:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((future, False, error))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((future, True, result))
+        conn.execute("COMMIT")
+        self.commits += 1
+        self.jobs_committed += len(batch)
+        return outcomes
+
+    @staticmethod
+    def _fail_all(
+        conn: sqlite3.Connection, batch: list[tuple[WriteJob, asyncio.Future[Any]]], error: Exception
+    ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        log.error("store commit failed: %s", error)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [(future, False, error) for _, future in batch]
+
+
+class _JobFailed(Exception):
+    """A job raised during the fast (savepoint-free) pass of a batch."""
 
 
 def _resolve_all(outcomes: Iterable[tuple[asyncio.Future[Any], bool, Any]]) -> None:

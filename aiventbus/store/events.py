@@ -107,7 +107,8 @@ def insert_event(conn: sqlite3.Connection, incoming: EventIn, now: float, rules:
         if violation is not None:
             raise ChainLimitExceeded(violation[0], violation[1], trace_id)
 
-    event = Event(
+    # Everything here was validated on the way in; skip a second validation on the hot path.
+    event = Event.model_construct(
         id=new_id("evt"),
         topic=incoming.topic,
         payload=incoming.payload,
@@ -122,7 +123,10 @@ def insert_event(conn: sqlite3.Connection, incoming: EventIn, now: float, rules:
         source=incoming.source,
         taint=taint_of(incoming.source, parent_taint, rules.trusted_sources),
         depth=depth,
+        status=EventStatus.pending,
         created_at=now,
+        deduplicated=False,
+        seq=0,
     )
     cursor = conn.execute(
         "INSERT INTO events (id, topic, payload, priority, semantic_type, dedupe_key, trace_id, parent_event,"

@@ -19,7 +19,6 @@ CREATE TABLE events (
 );
 CREATE INDEX events_topic ON events (topic, seq);
 CREATE INDEX events_trace ON events (trace_id, seq);
-CREATE INDEX events_parent ON events (parent_event);
+CREATE INDEX events_parent ON events (parent_event) WHERE parent_event IS NOT NULL;
 CREATE INDEX events_dedupe ON events (dedupe_key, created_at) WHERE dedupe_key IS NOT NULL;
-CREATE INDEX events_created ON events (created_at);
-CREATE INDEX events_status ON events (status, seq);
+CREATE INDEX events_status ON events (status) WHERE status IN ('pending', 'processing');
