@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,6 +14,20 @@ import pytest
 
 from tests.support.clock import FakeClock
 from tests.support.daemon import RunningDaemon, running_daemon
+
+pytest_plugins = ["tests.support.llm_fixtures"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A fresh base temp dir per run: pytest's default rotation would delete a concurrent run's dirs."""
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="aiventbus-tests-")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    basetemp = session.config.option.basetemp
+    if exitstatus == 0 and basetemp and Path(basetemp).name.startswith("aiventbus-tests-"):
+        shutil.rmtree(basetemp, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -49,5 +65,8 @@ def _no_leftover_daemons() -> Iterator[None]:
 
 
 def _daemon_pids() -> set[int]:
-    result = subprocess.run(["pgrep", "-f", "-x", ".*python.* -m aiventbus .*"], capture_output=True, text=True)
+    """Daemons started by this test process (never another run's, which may be going on beside it)."""
+    result = subprocess.run(
+        ["pgrep", "-P", str(os.getpid()), "-f", r"python.* -m aiventbus( |$)"], capture_output=True, text=True
+    )
     return {int(pid) for pid in result.stdout.split()}

@@ -11,9 +11,9 @@ from typing import Any
 
 from aiventbus.config import BusConfig
 from aiventbus.core.events import ChainLimits, Event, EventIn, Priority
-from aiventbus.errors import ChainLimitExceeded, StoreClosed
+from aiventbus.errors import AiventbusError, ChainLimitExceeded, StoreClosed
 from aiventbus.store.database import Database
-from aiventbus.store.events import EventQueries, PublishRules, insert_event
+from aiventbus.store.events import EventQueries, PendingPublish, PublishOutcome, PublishRules, insert_events
 from aiventbus.telemetry import Metrics, bounded_topic
 
 Subscriber = Callable[[Event], Awaitable[None] | None]
@@ -40,7 +40,9 @@ class EventBus:
         self.trusted_sources = trusted_sources
         self._subscribers: list[Subscriber] = []
         self._accepting = True
-        self._pending_notifications: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[PendingPublish, asyncio.Future[PublishOutcome]]] = []
+        self._duration_children: dict[str, Any] = {}
+        self._published_children: dict[tuple[str, str], Any] = {}
         self.subscriber_failures = 0
 
     @property
@@ -65,37 +67,83 @@ class EventBus:
         if not self._accepting:
             raise StoreClosed("the daemon is shutting down and accepts no new events")
         started = time.perf_counter()
-        rules = PublishRules(self.limits, self.config.dedupe_window_seconds, self.trusted_sources, enforce_limits)
-        now = self.clock()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[PublishOutcome] = loop.create_future()
+        item = PendingPublish.prepare(incoming, self.clock(), enforce_limits)
+        self._pending.append((item, future))
+        if len(self._pending) == 1:
+            # Publishes made in the same loop turn travel to the writer as one job.
+            loop.call_soon(self._flush)
         try:
-            event = await self.db.write(lambda conn: insert_event(conn, incoming, now, rules))
-        except ChainLimitExceeded as error:
-            self.metrics.event_publish_duration.labels("chain_limit").observe(time.perf_counter() - started)
-            self.metrics.events_chain_limit.labels(error.reason).inc()
-            await self.publish_system(
-                "chain_limit",
-                {
-                    "reason": error.reason,
-                    "limit": error.limit,
-                    "topic": incoming.topic,
-                    "source": incoming.source,
-                },
-                trace_id=error.trace_id,
-            )
-            raise
+            outcome = await future
         except Exception:
             self.metrics.event_publish_duration.labels("error").observe(time.perf_counter() - started)
             raise
-        if event.deduplicated:
-            self.metrics.event_publish_duration.labels("deduplicated").observe(time.perf_counter() - started)
+        if isinstance(outcome, ChainLimitExceeded):
+            self._observe("chain_limit", started)
+            self.metrics.events_chain_limit.labels(outcome.reason).inc()
+            await self.publish_system(
+                "chain_limit",
+                {"reason": outcome.reason, "limit": outcome.limit, "topic": incoming.topic, "source": incoming.source},
+                trace_id=outcome.trace_id,
+            )
+            raise outcome
+        if isinstance(outcome, AiventbusError):
+            self._observe("rejected", started)
+            raise outcome
+        if isinstance(outcome, Event):
+            event = outcome.model_copy(update={"deduplicated": True})
+            self._observe("deduplicated", started)
             self.metrics.events_deduped.labels(bounded_topic(event.topic)).inc()
             return event
-        self.metrics.event_publish_duration.labels("published").observe(time.perf_counter() - started)
-        self.metrics.events_published.labels(bounded_topic(event.topic), _bounded_source(event.source)).inc()
+        event = outcome.event(item)
+        self._observe("published", started)
+        self._published_counter(event.topic, event.source).inc()
         if event.topic.startswith("system."):
             self.metrics.system_events.labels(bounded_topic(event.topic)).inc()
         await self._notify(event)
         return event
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        rules = PublishRules(self.limits, self.config.dedupe_window_seconds, self.trusted_sources)
+        items = [item for item, _ in batch]
+        try:
+            written = self.db.submit(lambda conn: insert_events(conn, items, rules))
+        except Exception as error:
+            for _, future in batch:
+                future.set_exception(error)
+            return
+
+        def deliver(done: asyncio.Future[list[PublishOutcome]]) -> None:
+            error = done.exception() if not done.cancelled() else StoreClosed("the store closed")
+            for index, (_, future) in enumerate(batch):
+                if future.done():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(done.result()[index])
+
+        written.add_done_callback(deliver)
+
+    def _observe(self, outcome: str, started: float) -> None:
+        child = self._duration_children.get(outcome)
+        if child is None:
+            child = self._duration_children[outcome] = self.metrics.event_publish_duration.labels(outcome)
+        child.observe(time.perf_counter() - started)
+
+    def _published_counter(self, topic: str, source: str) -> Any:
+        key = (topic, source)
+        child = self._published_children.get(key)
+        if child is None:
+            if len(self._published_children) > 10_000:
+                self._published_children.clear()
+            child = self.metrics.events_published.labels(bounded_topic(topic), _bounded_source(source))
+            self._published_children[key] = child
+        return child
 
     async def publish_many(self, incoming: list[EventIn]) -> list[Event | ChainLimitExceeded]:
         """Publish a batch concurrently so it shares commits; chain-limit refusals are returned, not raised."""

@@ -97,11 +97,15 @@ class Database:
 
     async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run `job` in the writer thread; returns after the transaction holding it committed."""
+        return await self.submit(job)
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `job` for the writer; the future resolves after its transaction committed."""
         if self._closed or self._loop is None:
             raise StoreClosed("the store is closed")
         future: asyncio.Future[T] = self._loop.create_future()
         self._jobs.put((job, future))
-        return await future
+        return future
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One write statement; returns the rows it changed."""

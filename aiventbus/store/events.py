@@ -19,7 +19,7 @@ from aiventbus.core.events import (
     taint_of,
     within_dedupe_window,
 )
-from aiventbus.errors import ChainLimitExceeded, ValidationFailed
+from aiventbus.errors import AiventbusError, ChainLimitExceeded, ValidationFailed
 from aiventbus.store.database import Database
 
 COLUMNS = (
@@ -56,103 +56,212 @@ class PublishRules:
     limits: ChainLimits
     dedupe_window_seconds: float
     trusted_sources: frozenset[str]
-    enforce_limits: bool = True
 
 
-def insert_event(conn: sqlite3.Connection, incoming: EventIn, now: float, rules: PublishRules) -> Event:
-    """Dedupe, apply chain limits and insert, inside the writer's transaction."""
+@dataclass(frozen=True)
+class PendingPublish:
+    """One publish on its way to the writer; what needs no database is prepared before, off the writer thread."""
+
+    incoming: EventIn
+    now: float
+    enforce_limits: bool
+    event_id: str
+    payload_json: str
+
+    @classmethod
+    def prepare(cls, incoming: EventIn, now: float, enforce_limits: bool = True) -> PendingPublish:
+        payload = json.dumps(incoming.payload, separators=(",", ":"))
+        return cls(incoming, now, enforce_limits, new_id("evt"), payload)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What the writer decided for a new event."""
+
+    seq: int
+    trace_id: str
+    depth: int
+    taint: list[str]
+
+    def event(self, item: PendingPublish) -> Event:
+        incoming = item.incoming
+        values = {
+            "id": item.event_id,
+            "seq": self.seq,
+            "topic": incoming.topic,
+            "payload": incoming.payload,
+            "priority": incoming.priority,
+            "semantic_type": incoming.semantic_type,
+            "dedupe_key": incoming.dedupe_key,
+            "trace_id": self.trace_id,
+            "parent_event": incoming.parent_event,
+            "output_topic": incoming.output_topic,
+            "context_refs": incoming.context_refs,
+            "memory_scope": incoming.memory_scope,
+            "source": incoming.source,
+            "taint": self.taint,
+            "depth": self.depth,
+            "status": EventStatus.pending,
+            "created_at": item.now,
+            "deduplicated": False,
+        }
+        # Every value was validated on the way in and every field is set: this is model_construct without its
+        # per-field default filling, which is most of a publish's cost on the event loop.
+        event = Event.__new__(Event)
+        object.__setattr__(event, "__dict__", values)
+        object.__setattr__(event, "__pydantic_fields_set__", _EVENT_FIELDS)
+        object.__setattr__(event, "__pydantic_extra__", None)
+        object.__setattr__(event, "__pydantic_private__", None)
+        return event
+
+
+_EVENT_FIELDS = set(Event.model_fields)
+
+
+INSERT_SQL = (
+    "INSERT INTO events (seq, id, topic, payload, priority, semantic_type, dedupe_key, trace_id, parent_event,"
+    " output_topic, context_refs, memory_scope, source, taint, depth, status, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _json_list(values: list[str]) -> str:
+    return json.dumps(values) if values else "[]"
+
+
+class _Batch:
+    """What a batch has decided so far, so later items see earlier ones before they are inserted."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        self.next_seq = (row[0] if row else 0) + 1
+        self.by_id: dict[str, Placement] = {}
+        self.by_dedupe_key: dict[str, tuple[PendingPublish, Placement]] = {}
+        self.trace_counts: dict[str, int] = {}
+        self.child_counts: dict[str, int] = {}
+        self.rows: list[tuple[Any, ...]] = []
+
+
+PublishOutcome = Placement | Event | AiventbusError
+
+
+def insert_events(conn: sqlite3.Connection, batch: list[PendingPublish], rules: PublishRules) -> list[PublishOutcome]:
+    """Dedupe, apply chain limits and insert a batch inside the writer's transaction; one outcome per item:
+    a Placement for a new event, the original Event for a duplicate, or the error that refused it."""
+    state = _Batch(conn)
+    results: list[PublishOutcome] = []
+    for item in batch:
+        try:
+            results.append(_decide(conn, item, rules, state))
+        except AiventbusError as error:
+            results.append(error)
+    if state.rows:
+        conn.executemany(INSERT_SQL, state.rows)
+    return results
+
+
+def _decide(conn: sqlite3.Connection, item: PendingPublish, rules: PublishRules, state: _Batch) -> Placement | Event:
+    incoming, now = item.incoming, item.now
     if incoming.dedupe_key is not None and rules.dedupe_window_seconds > 0:
-        original = conn.execute(
-            f"SELECT {COLUMNS} FROM events WHERE dedupe_key = ? AND created_at > ? ORDER BY seq DESC LIMIT 1",
-            (incoming.dedupe_key, now - rules.dedupe_window_seconds),
-        ).fetchone()
-        if original is not None and within_dedupe_window(original["created_at"], now, rules.dedupe_window_seconds):
-            return row_to_event(original, deduplicated=True)
+        original = _find_duplicate(conn, incoming.dedupe_key, now, rules.dedupe_window_seconds, state)
+        if original is not None:
+            return original
 
     parent_taint: list[str] = []
     depth = 0
     trace_id = incoming.trace_id
     parent_children = 0
     if incoming.parent_event is not None:
-        parent = conn.execute(
-            "SELECT trace_id, depth, taint FROM events WHERE id = ?", (incoming.parent_event,)
-        ).fetchone()
-        if parent is None:
-            raise ValidationFailed("parent_event", f"event {incoming.parent_event} does not exist")
-        if trace_id is not None and trace_id != parent["trace_id"]:
-            raise ValidationFailed("trace_id", f"must match the parent's trace {parent['trace_id']}")
-        trace_id = parent["trace_id"]
-        depth = parent["depth"] + 1
-        parent_taint = json.loads(parent["taint"])
-        parent_children = conn.execute(
-            "SELECT COUNT(*) FROM events WHERE parent_event = ?", (incoming.parent_event,)
-        ).fetchone()[0]
+        parent_id = incoming.parent_event
+        pending_parent = state.by_id.get(parent_id)
+        if pending_parent is not None:
+            parent_trace, parent_depth, parent_taint = (
+                pending_parent.trace_id,
+                pending_parent.depth,
+                pending_parent.taint,
+            )
+        else:
+            parent = conn.execute("SELECT trace_id, depth, taint FROM events WHERE id = ?", (parent_id,)).fetchone()
+            if parent is None:
+                raise ValidationFailed("parent_event", f"event {parent_id} does not exist")
+            parent_trace, parent_depth, parent_taint = parent[0], parent[1], json.loads(parent[2])
+        if trace_id is not None and trace_id != parent_trace:
+            raise ValidationFailed("trace_id", f"must match the parent's trace {parent_trace}")
+        trace_id = parent_trace
+        depth = parent_depth + 1
+        if parent_id not in state.child_counts:
+            state.child_counts[parent_id] = conn.execute(
+                "SELECT COUNT(*) FROM events WHERE parent_event = ?", (parent_id,)
+            ).fetchone()[0]
+        parent_children = state.child_counts[parent_id]
     if trace_id is None:
         trace_id = new_id("tr")
-        trace_events = 0
-    else:
+        state.trace_counts[trace_id] = 0
+    elif trace_id not in state.trace_counts:
         # system.* events report on a trace; they do not spend its budget.
-        trace_events = conn.execute(
+        state.trace_counts[trace_id] = conn.execute(
             "SELECT COUNT(*) FROM events WHERE trace_id = ? AND source != 'system'", (trace_id,)
         ).fetchone()[0]
-        if incoming.parent_event is None and trace_events:
-            # Joining an existing trace without a parent inherits the trace's taint.
-            for (taint_json,) in conn.execute(
-                "SELECT DISTINCT taint FROM events WHERE trace_id = ? AND taint != '[]'", (trace_id,)
-            ):
-                parent_taint.extend(json.loads(taint_json))
+    trace_events = state.trace_counts[trace_id]
+    if incoming.parent_event is None and trace_events:
+        # Joining an existing trace without a parent inherits the trace's taint.
+        for (taint_json,) in conn.execute(
+            "SELECT DISTINCT taint FROM events WHERE trace_id = ? AND taint != '[]'", (trace_id,)
+        ):
+            parent_taint = [*parent_taint, *json.loads(taint_json)]
 
-    if rules.enforce_limits:
+    if item.enforce_limits:
         violation = chain_limit_violation(ChainState(depth, trace_events, parent_children), rules.limits)
         if violation is not None:
             raise ChainLimitExceeded(violation[0], violation[1], trace_id)
 
-    # Everything here was validated on the way in; skip a second validation on the hot path.
-    event = Event.model_construct(
-        id=new_id("evt"),
-        topic=incoming.topic,
-        payload=incoming.payload,
-        priority=incoming.priority,
-        semantic_type=incoming.semantic_type,
-        dedupe_key=incoming.dedupe_key,
-        trace_id=trace_id,
-        parent_event=incoming.parent_event,
-        output_topic=incoming.output_topic,
-        context_refs=incoming.context_refs,
-        memory_scope=incoming.memory_scope,
-        source=incoming.source,
-        taint=taint_of(incoming.source, parent_taint, rules.trusted_sources),
-        depth=depth,
-        status=EventStatus.pending,
-        created_at=now,
-        deduplicated=False,
-        seq=0,
-    )
-    cursor = conn.execute(
-        "INSERT INTO events (id, topic, payload, priority, semantic_type, dedupe_key, trace_id, parent_event,"
-        " output_topic, context_refs, memory_scope, source, taint, depth, status, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    taint = taint_of(incoming.source, parent_taint, rules.trusted_sources)
+    placement = Placement(state.next_seq, trace_id, depth, taint)
+    state.next_seq += 1
+    state.rows.append(
         (
-            event.id,
-            event.topic,
-            json.dumps(event.payload, separators=(",", ":")),
-            event.priority.value,
-            event.semantic_type,
-            event.dedupe_key,
-            event.trace_id,
-            event.parent_event,
-            event.output_topic,
-            json.dumps(event.context_refs),
-            event.memory_scope,
-            event.source,
-            json.dumps(event.taint),
-            event.depth,
-            event.status.value,
-            event.created_at,
-        ),
+            placement.seq,
+            item.event_id,
+            incoming.topic,
+            item.payload_json,
+            incoming.priority.value,
+            incoming.semantic_type,
+            incoming.dedupe_key,
+            trace_id,
+            incoming.parent_event,
+            incoming.output_topic,
+            _json_list(incoming.context_refs),
+            incoming.memory_scope,
+            incoming.source,
+            _json_list(taint),
+            depth,
+            EventStatus.pending.value,
+            item.now,
+        )
     )
-    event.seq = cursor.lastrowid or 0
-    return event
+    state.by_id[item.event_id] = placement
+    if incoming.dedupe_key is not None:
+        state.by_dedupe_key[incoming.dedupe_key] = (item, placement)
+    if incoming.source != "system":
+        state.trace_counts[trace_id] += 1
+    if incoming.parent_event is not None:
+        state.child_counts[incoming.parent_event] += 1
+    return placement
+
+
+def _find_duplicate(
+    conn: sqlite3.Connection, key: str, now: float, window_seconds: float, state: _Batch
+) -> Event | None:
+    pending = state.by_dedupe_key.get(key)
+    if pending is not None and within_dedupe_window(pending[0].now, now, window_seconds):
+        return pending[1].event(pending[0])
+    original = conn.execute(
+        f"SELECT {COLUMNS} FROM events WHERE dedupe_key = ? AND created_at > ? ORDER BY seq DESC LIMIT 1",
+        (key, now - window_seconds),
+    ).fetchone()
+    if original is not None and within_dedupe_window(original["created_at"], now, window_seconds):
+        return row_to_event(original)
+    return None
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,19 @@ Targets (2 cores): >= 20,000 events/s at 64 publishers with synchronous=NORMAL; 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Keep this folder (which holds http.py) off sys.path so `import http` finds the standard library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 import argparse
 import asyncio
 import json
 import sqlite3
-import sys
 import tempfile
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from aiventbus.config import BusConfig
 from aiventbus.core.bus import EventBus
@@ -127,4 +130,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import uvloop
+
+    uvloop.run(main())
