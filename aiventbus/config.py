@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aiventbus.errors import ConfigError
 
@@ -61,6 +61,15 @@ class CronJobConfig(Section):
     schedule: str = Field(..., description="Cron expression (5 fields)")
     payload: dict[str, Any] = Field(default_factory=dict, description="Payload of each cron.<name> event")
 
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError("must be a 5-field cron expression, e.g. '*/5 * * * *'")
+        return value
+
 
 class ProducersConfig(Section):
     clipboard_enabled: bool = Field(True, description="Watch the clipboard (clipboard.text)")
@@ -82,6 +91,24 @@ class ProducersConfig(Section):
     terminal_monitor_enabled: bool = Field(False, description="Watch shell history and the preexec hook")
     terminal_history_files: list[str] = Field(
         default_factory=lambda: ["~/.bash_history", "~/.zsh_history"], description="History files polled"
+    )
+    terminal_spool_file: str | None = Field(
+        None, description="File the preexec hook appends to (default: <state_dir>/terminal-spool.log)"
+    )
+    terminal_poll_interval_seconds: float = Field(1.0, gt=0, description="How often history and spool are read")
+    clipboard_max_chars: int = Field(65_536, ge=64, description="Longest clipboard text kept (longer is cut)")
+    clipboard_x11_change_events: bool = Field(
+        True, description="On X11, read the clipboard only when XFixes reports a new owner (else poll)"
+    )
+    dbus_system_bus_address: str | None = Field(
+        None, description="Bus for login1 lock/unlock (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)"
+    )
+    dbus_session_bus_address: str | None = Field(
+        None, description="Bus for notifications (default: $DBUS_SESSION_BUS_ADDRESS)"
+    )
+    webhook_max_body_bytes: int = Field(262_144, ge=256, description="Largest accepted webhook body in bytes")
+    max_pending_per_producer: int = Field(
+        256, ge=1, description="Distinct values a producer holds while rate limited (older ones are coalesced)"
     )
     rate_limit_per_second: float = Field(5.0, gt=0, description="Sustained events per second per producer")
     rate_limit_burst: int = Field(20, ge=1, description="Burst of events a producer may emit at once")
@@ -109,6 +136,8 @@ class ToolsConfig(Section):
 class ClassifierConfig(Section):
     enabled: bool = Field(False, description="Route unmatched events with a small LLM call")
     model: str = Field("gemma4:latest", description="Model the classifier uses")
+    provider: Literal["ollama", "openai"] = Field("ollama", description="Protocol of the classifier's LLM server")
+    base_url: str | None = Field(None, description="Classifier LLM server URL (default ollama.base_url)")
 
 
 class PolicyConfig(Section):
@@ -124,6 +153,14 @@ class PolicyConfig(Section):
     trusted_sources: list[str] = Field(
         default_factory=list, description="Untrusted sources (e.g. clipboard) the user marks trusted"
     )
+    protected_paths: list[str] = Field(
+        default_factory=list, description="Extra paths no action may write or delete (daemon files always are)"
+    )
+    sensitive_paths: list[str] = Field(
+        default_factory=list, description="Extra paths whose content is never read without confirmation"
+    )
+    max_command_length: int = Field(2000, ge=16, description="Longer shell commands are never auto-run")
+    max_chain_commands: int = Field(12, ge=1, description="Shell lines with more commands are never auto-run")
 
 
 class LanesConfig(Section):
@@ -140,6 +177,12 @@ class AgentsConfig(Section):
     lease_seconds: float = Field(120.0, gt=0, description="How long a claim lasts without renewal")
     retry_backoff_seconds: float = Field(2.0, ge=0, description="Base of the exponential retry backoff")
     transcript_turns: int = Field(6, ge=0, description="Recent turns of the agent's transcript in its prompt")
+    lease_check_interval_seconds: float = Field(
+        5.0, gt=0, description="How often expired leases (dead workers) are looked for; at most lease_seconds/2"
+    )
+    llm_retry_max_seconds: float = Field(
+        5.0, gt=0, description="Longest wait between retries while an agent's LLM server is unavailable"
+    )
 
 
 class MemoryConfig(Section):
@@ -150,6 +193,27 @@ class MemoryConfig(Section):
     embeddings_enabled: bool = Field(False, description="Hybrid search with embeddings (needs sqlite-vec)")
     embedding_model: str = Field("all-minilm", description="Embedding model on the LLM server")
     embedding_dimensions: int = Field(384, ge=8, description="Embedding vector size")
+    llm_provider: Literal["ollama", "openai"] = Field("ollama", description="Provider for distillation and embeddings")
+    llm_base_url: str | None = Field(
+        None, description="Server for distillation and embeddings (None = ollama.base_url)"
+    )
+    distill_model: str | None = Field(None, description="Model that distils memories (None = ollama.default_model)")
+    distill_max_tokens: int = Field(512, ge=64, description="Most tokens one distillation answer may take")
+    distill_max_memories: int = Field(5, ge=1, le=20, description="Most memories one distillation pass may create")
+    merge_similarity: float = Field(
+        0.8, ge=0, le=1, description="Word overlap at which a memory the model calls new still merges with an old one"
+    )
+    search_importance_weight: float = Field(1.0, ge=0, description="How much importance lifts a search hit")
+    search_recency_half_life_days: float = Field(
+        30.0, gt=0, description="Age in days at which recency weighting halves a hit's lift"
+    )
+    context_answer_tokens: int = Field(
+        1024, ge=64, description="Tokens kept free for the answer when the agent sets no max_tokens"
+    )
+    knowledge_value_max_bytes: int = Field(65_536, ge=64, description="Largest knowledge value (JSON bytes)")
+    pinned_facts: dict[str, list[str]] = Field(
+        default_factory=dict, description="Facts always in the prompt, by agent id ('global' = every agent)"
+    )
 
 
 class TelemetryConfig(Section):

@@ -22,6 +22,8 @@ from aiventbus.api.hub import Hub
 from aiventbus.config import Config
 from aiventbus.core.bus import EventBus
 from aiventbus.core.events import Event
+from aiventbus.platform import current as current_platform
+from aiventbus.producers.registry import ProducerManager
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 
@@ -88,6 +90,91 @@ class Daemon:
     def _build(self) -> None:
         """Wire the pipeline in order; each stage is kept as an attribute and, if it has a lifecycle, a service."""
         self.bus.subscribe(self._forward_to_hub)
+        # LLM first: the memory distiller, the context engine and the agents all call models through it.
+        from aiventbus.llm.registry import LLMRegistry
+
+        self.llm = LLMRegistry(self.config, self.metrics, clock=self.clock)
+        self.services.append(self.llm)
+        # Knowledge, long-term memory (+ distiller, ambient lane) and the context engine that reads them.
+        from aiventbus.core.memory.wiring import build_memory_stage
+
+        memory_stage = build_memory_stage(self)
+        self.knowledge, self.memory = memory_stage.knowledge, memory_stage.memory
+        self.context, self.distiller = memory_stage.context, memory_stage.distiller
+        self.services += [self.knowledge, self.memory, self.distiller]
+        self.bus.subscribe(self.distiller.on_event)
+        # Executor: policy-gated actions, approvals, backups, tool backends (+ the MCP servers as backends).
+        from aiventbus.actions.mcp import McpService
+        from aiventbus.core.executor import Executor
+
+        platform = current_platform(self.config.producers)
+        self.executor = Executor(
+            self.config,
+            self.db,
+            self.bus,
+            self.hub,
+            self.metrics,
+            knowledge=self.knowledge,
+            platform=lambda: platform,
+            clock=self.clock,
+            daemon_port=lambda: self.bound_port,
+        )
+        self.mcp = McpService(self.config.tools.mcp_servers, self.executor.tool_registry)
+        self.services += [self.executor, self.mcp]
+        # Agents, routing rules and lanes: event -> rules/classifier -> assignments -> scheduler -> agent run.
+        from aiventbus.core.agents import AgentRegistry, AgentRunner
+        from aiventbus.core.router import Router
+        from aiventbus.core.scheduler import Scheduler
+        from aiventbus.store.agents import AgentTable
+        from aiventbus.store.assignments import AssignmentTable
+
+        self.agents = AgentRegistry(AgentTable(self.db), self.config.ollama.default_model, clock=self.clock)
+        self.scheduler = Scheduler(
+            AssignmentTable(self.db),
+            self.config.lanes,
+            self.config.agents,
+            self.metrics,
+            self.hub,
+            clock=self.clock,
+            depth_sample_interval_seconds=self.config.telemetry.queue_depth_sample_interval_seconds,
+        )
+        self.scheduler.runner = AgentRunner(
+            registry=self.agents,
+            bus=self.bus,
+            table=self.scheduler.table,
+            llm=self.llm,
+            context=self.context,
+            executor=self.executor,
+            hub=self.hub,
+            metrics=self.metrics,
+            ollama=self.config.ollama,
+            clock=self.clock,
+        )
+        self.router = Router(
+            db=self.db,
+            bus=self.bus,
+            registry=self.agents,
+            scheduler=self.scheduler,
+            lanes=self.config.lanes,
+            classifier=self.config.classifier,
+            ollama=self.config.ollama,
+            llm=self.llm,
+            metrics=self.metrics,
+            hub=self.hub,
+            clock=self.clock,
+        )
+        self.services += [self.agents, self.scheduler, self.router]
+        # Producers last: they feed a pipeline that must be ready, start after every other service and stop first.
+        self.producers = ProducerManager(
+            self.config.producers,
+            self.bus.publish,
+            self.metrics,
+            current_platform(self.config.producers),
+            self.config.state_dir,
+            hub=self.hub,
+            clock=self.clock,
+        )
+        self.services.append(self.producers)
 
     def _forward_to_hub(self, event: Event) -> None:
         self.hub.publish("event", event.model_dump(mode="json"), topic=event.topic)

@@ -14,7 +14,13 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiventbus import __version__
-from aiventbus.api import events, system
+from aiventbus.api import actions, backups, events, knowledge, memories, system
+from aiventbus.api import agents as agents_api
+from aiventbus.api import assignments as assignments_api
+from aiventbus.api import producers as producers_api
+from aiventbus.api import routing as routing_api
+from aiventbus.api import webhooks as webhooks_api
+from aiventbus.api import ws as ws_api
 from aiventbus.api.auth import GuardMiddleware
 from aiventbus.api.body import describe
 from aiventbus.errors import AiventbusError
@@ -51,6 +57,16 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     app.include_router(events.router)
     app.include_router(system.router)
+    app.include_router(knowledge.router)
+    app.include_router(memories.router)
+    app.include_router(actions.router)
+    app.include_router(backups.router)
+    app.include_router(producers_api.router)
+    app.include_router(webhooks_api.router)
+    app.include_router(agents_api.router)
+    app.include_router(routing_api.router)
+    app.include_router(assignments_api.router)
+    app.include_router(ws_api.router)
     for extra in daemon.api_routers():
         app.include_router(extra)
 

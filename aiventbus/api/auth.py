@@ -16,6 +16,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "localhost
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Readable without the token, and showing no secret.
 PUBLIC_PATHS = frozenset({"/metrics", "/api/v1/system/status", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
+WEBHOOK_PREFIX = "/api/v1/webhooks/"
 
 
 def load_or_create_token(path: Path) -> str:
@@ -71,6 +72,8 @@ def bearer_matches(header: str | None, token: str) -> bool:
 
 
 def needs_token(method: str, path: str) -> bool:
+    if method == "POST" and path.startswith(WEBHOOK_PREFIX):
+        return False  # an inbound webhook's HMAC signature is its authentication
     if path in PUBLIC_PATHS:
         return method not in SAFE_METHODS
     if path.startswith("/api/") or path == "/ws":

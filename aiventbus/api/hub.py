@@ -11,7 +11,7 @@ from typing import Any
 CHANNELS = frozenset({"event", "assignment", "token", "approval", "action", "producer"})
 
 
-@dataclass
+@dataclass(eq=False)  # kept in a set: identity, not field equality
 class HubSubscription:
     """One client's queue; a slow client loses its oldest messages, never blocks the daemon."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aiventbus.cli import events
+from aiventbus.cli import actions, events, knowledge, memory, producers, query
 from aiventbus.cli.client import set_config_path
 
 app = typer.Typer(
@@ -22,6 +22,13 @@ def _options(config: str | None = typer.Option(None, "--config", help="config fi
 
 
 app.registered_commands.extend(events.app.registered_commands)
+app.registered_commands.extend(actions.app.registered_commands)
+app.registered_commands.extend(producers.app.registered_commands)
+app.registered_commands.extend(query.app.registered_commands)
+app.add_typer(actions.actions_app, name="actions")
+app.add_typer(actions.backups_app, name="backups")
+app.add_typer(knowledge.app, name="knowledge")
+app.add_typer(memory.app, name="memory")
 # Command groups added by later stages register here (see each cli module's `register`).
 
 

@@ -78,6 +78,8 @@ def test_bearer() -> None:
         ("GET", "/", False),
         ("GET", "/index.html", False),
         ("DELETE", "/anything", True),
+        ("POST", "/api/v1/webhooks/github", False),
+        ("GET", "/api/v1/webhooks/github", True),
     ],
 )
 def test_needs_token(method: str, path: str, needed: bool) -> None:

@@ -1,0 +1,52 @@
+"""set_knowledge and get_knowledge through the daemon's KnowledgeStore."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aiventbus.actions.models import ActionFailed, ActionScope, GetKnowledgeAction, HandlerResult, SetKnowledgeAction
+from aiventbus.errors import ValidationFailed
+
+
+class KnowledgeEntryLike(Protocol):
+    key: str
+    value: Any
+    set_by: str
+    updated_at: float
+
+
+class KnowledgeBackend(Protocol):
+    """The part of `core.knowledge.KnowledgeStore` these actions use."""
+
+    async def get(self, key: str) -> Any: ...
+
+    async def set(self, key: str, value: Any, set_by: str) -> Any: ...
+
+
+class KnowledgeActions:
+    def __init__(self, store: KnowledgeBackend) -> None:
+        self.store = store
+
+    async def set(self, action: SetKnowledgeAction, scope: ActionScope) -> HandlerResult:
+        try:
+            await self.store.set(action.key, action.value, f"agent:{scope.agent_id}")
+        except ValidationFailed as error:
+            raise ActionFailed(error.detail) from None
+        return HandlerResult({"key": action.key, "value": action.value, "set_by": f"agent:{scope.agent_id}"})
+
+    async def get(self, action: GetKnowledgeAction, scope: ActionScope) -> HandlerResult:
+        try:
+            entry = await self.store.get(action.key)
+        except ValidationFailed as error:
+            raise ActionFailed(error.detail) from None
+        if entry is None:
+            return HandlerResult({"key": action.key, "found": False, "value": None})
+        return HandlerResult(
+            {
+                "key": action.key,
+                "found": True,
+                "value": entry.value,
+                "set_by": entry.set_by,
+                "updated_at": entry.updated_at,
+            }
+        )

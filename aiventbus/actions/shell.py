@@ -1,0 +1,155 @@
+"""Run one shell_exec command: without a shell when it is a plain command, in its own process group, capped.
+
+Interface (used by the executor):
+    result = await run_command(command, timeout_seconds, max_output_bytes, cwd=None, env=None)
+    -> ShellResult(exit_code, stdout, stderr, truncated, timed_out, duration_seconds, argv_or_shell)
+`exit_code` is None when the process was killed on timeout; `argv_or_shell` is the argv run directly, or
+["/bin/sh", "-c", command] when the command needed a shell. A command that cannot start (not found, not
+executable) gives exit_code 127/126 and the reason in `stderr`, like a shell would; it never raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+SHELL = "/bin/sh"
+KILL_GRACE_SECONDS = 2.0
+_READ_CHUNK = 65_536
+# Characters that mean the command needs a shell (operators, expansions, globs, redirects, quotes, escapes).
+_SHELL_SYNTAX = frozenset("|&;<>()$`\\\"'*?[]#~{}!\n\r\t")
+# Shell builtins with no program of the same name: only a shell can run them.
+_SHELL_ONLY_BUILTINS = frozenset(
+    {
+        "cd", "exit", "export", "unset", "set", "alias", "unalias", ".", "source", "eval", "exec", "read",
+        "shift", "trap", "ulimit", "umask", "wait", "jobs", "fg", "bg", "type", "hash", "command", "getopts",
+        "readonly", "return", "break", "continue", "times", "local", ":",
+    }
+)  # fmt: skip
+_BASE_ENV_KEYS = ("PATH", "HOME", "LANG")
+_DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    """What a finished (or killed) command left behind."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    truncated: bool
+    timed_out: bool
+    duration_seconds: float
+    argv_or_shell: list[str]
+
+
+def plan_argv(command: str) -> list[str]:
+    """The argv to exec: the split words for a plain command, else the command under /bin/sh -c."""
+    if command.strip() and not any(char in _SHELL_SYNTAX for char in command):
+        words = shlex.split(command)
+        # NAME=value first is an assignment, and builtins have no program: both need the shell.
+        if words and "=" not in words[0] and words[0] not in _SHELL_ONLY_BUILTINS:
+            return words
+    return [SHELL, "-c", command]
+
+
+def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment: PATH, HOME and LANG from the daemon, then the caller's additions."""
+    base = {key: os.environ[key] for key in _BASE_ENV_KEYS if key in os.environ}
+    base.setdefault("PATH", _DEFAULT_PATH)
+    base.setdefault("LANG", "C.UTF-8")
+    if extra:
+        base.update(extra)
+    return base
+
+
+class _CappedSink:
+    """Keeps the first `limit` bytes of a stream and counts what it had to drop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.dropped = 0
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(_READ_CHUNK):
+            room = self.limit - len(self.data)
+            if room > 0:
+                self.data += chunk[:room]
+            self.dropped += max(0, len(chunk) - max(room, 0))
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+async def run_command(
+    command: str,
+    timeout_seconds: float,
+    max_output_bytes: int,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ShellResult:
+    """Run `command` with stdin from /dev/null; on timeout kill its whole process group (TERM, then KILL)."""
+    argv = plan_argv(command)
+    started = time.monotonic()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=clean_environment(env),
+            start_new_session=True,
+        )
+    except (FileNotFoundError, PermissionError, NotADirectoryError, ValueError) as error:
+        code = 127 if isinstance(error, FileNotFoundError) else 126
+        why = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        return ShellResult(code, "", f"{argv[0]}: {why}", False, False, 0.0, argv)
+    assert process.stdout is not None and process.stderr is not None
+    out, err = _CappedSink(max_output_bytes), _CappedSink(max_output_bytes)
+    readers = asyncio.gather(out.drain(process.stdout), err.drain(process.stderr))
+    finish = asyncio.ensure_future(_finish(process, readers))
+    try:
+        done, _ = await asyncio.wait({finish}, timeout=timeout_seconds)
+    except asyncio.CancelledError:
+        await _kill_group(process)
+        finish.cancel()
+        raise
+    timed_out = not done
+    if timed_out:
+        await _kill_group(process)
+        # Descendants may still hold the pipes open; the group kill closes them, so draining ends.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finish, KILL_GRACE_SECONDS)
+    duration = time.monotonic() - started
+    exit_code = None if timed_out else process.returncode
+    truncated = out.dropped > 0 or err.dropped > 0
+    return ShellResult(exit_code, out.text(), err.text(), truncated, timed_out, duration, argv)
+
+
+async def _finish(process: asyncio.subprocess.Process, readers: asyncio.Future[tuple[None, None]]) -> None:
+    await readers
+    await process.wait()
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM the process group, wait a grace period, then SIGKILL whatever is left of it."""
+    pgid = process.pid  # start_new_session made the child the leader of its own group
+    _signal_group(pgid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
+    # Members other than the leader may ignore SIGTERM or outlive it: the KILL goes to the group regardless.
+    _signal_group(pgid, signal.SIGKILL)
+    await process.wait()
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)

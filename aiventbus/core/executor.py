@@ -1,0 +1,399 @@
+"""The executor: validate proposals, ask the policy, run or park them, record everything, emit results."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiventbus.actions.events import EventActions
+from aiventbus.actions.files import BackupStore, FileActions
+from aiventbus.actions.http import HttpActions, Resolver, system_resolver
+from aiventbus.actions.knowledge import KnowledgeActions, KnowledgeBackend
+from aiventbus.actions.models import (
+    ACTION_DOCS,
+    ACTION_TYPES,
+    Action,
+    ActionFailed,
+    ActionScope,
+    HandlerResult,
+    InvalidAction,
+    ShellExecAction,
+    ToolCallAction,
+    action_content,
+    canonical_json,
+    parse_action,
+)
+from aiventbus.actions.notify import DesktopActions, DesktopPlatform
+from aiventbus.actions.shell import run_command
+from aiventbus.actions.tools import ToolActions
+from aiventbus.api.hub import Hub
+from aiventbus.config import Config
+from aiventbus.core.approvals import Approvals
+from aiventbus.core.bus import EventBus
+from aiventbus.core.events import Event, EventIn, new_id
+from aiventbus.core.policy import PolicyRules, decide
+from aiventbus.core.tools import ToolRegistry
+from aiventbus.errors import AiventbusError
+from aiventbus.store.actions import ActionRecord, ActionStatus, ActionStore, BackupIndex, NewAction
+from aiventbus.store.database import Database
+from aiventbus.telemetry import Metrics
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Any, ActionScope], Awaitable[HandlerResult]]
+# Room left in an event payload for everything but the result itself.
+PAYLOAD_HEADROOM_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One agent run's proposals: who proposed them, in answer to what, and what the run had seen."""
+
+    agent_id: str
+    event: Event
+    response_id: str | None
+    response_event_id: str | None
+    trace_id: str
+    taint: list[str] = field(default_factory=list)
+    allowed_actions: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What became of one proposal: executed, failed, pending, denied or invalid."""
+
+    action_id: str | None
+    action_type: str | None
+    status: str
+    rule: str
+    reason: str
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, record: ActionRecord) -> ActionOutcome:
+        return cls(
+            record.id, record.action_type, record.status.value, record.rule, record.reason, record.result, record.error
+        )
+
+
+class Executor:
+    """Runs agents' proposed actions through the policy; `tool_registry` and `approvals` are public."""
+
+    name = "executor"
+
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        bus: EventBus,
+        hub: Hub,
+        metrics: Metrics,
+        knowledge: KnowledgeBackend | None,
+        platform: Callable[[], DesktopPlatform],
+        clock: Callable[[], float] = time.time,
+        daemon_port: Callable[[], int | None] = lambda: None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self.hub = hub
+        self.metrics = metrics
+        self.clock = clock
+        self.daemon_port = daemon_port
+        self.resolver = resolver
+        self.knowledge = knowledge
+        self.store = ActionStore(db)
+        self.backups = BackupStore(config.backups_dir, BackupIndex(db), clock)
+        self.tool_registry = ToolRegistry()
+        self.approvals = Approvals(self.store, self, clock)
+        self._handlers = self._build_handlers(platform)
+
+    def _build_handlers(self, platform: Callable[[], DesktopPlatform]) -> dict[str, Handler]:
+        files = FileActions(self.backups, self.config.policy.file_max_bytes)
+        desktop = self.desktop = DesktopActions(platform)
+        events = EventActions(self.bus)
+        handlers: dict[str, Handler] = {
+            "emit_event": events.emit,
+            "log": events.log,
+            "notify": desktop.notify,
+            "alert": desktop.alert,
+            "open_app": desktop.open_app,
+            "shell_exec": self._shell,
+            "file_read": files.read,
+            "file_write": files.write,
+            "file_delete": files.delete,
+            "http_request": HttpActions(self.config.tools, self.resolver).request,
+            "tool_call": ToolActions(self.tool_registry).call,
+        }
+        if self.knowledge is not None:
+            knowledge = KnowledgeActions(self.knowledge)
+            handlers["set_knowledge"] = knowledge.set
+            handlers["get_knowledge"] = knowledge.get
+        return handlers
+
+    # -- what agents are told ----------------------------------------------------------------
+
+    def unavailable_reason(self, action_type: str) -> str | None:
+        """Why `action_type` cannot run on this daemon now, or None when it can."""
+        if action_type not in self._handlers:
+            return f"{action_type} has no handler here (the knowledge store is not running)"
+        if self.config.policy.trust_overrides.get(action_type) == "deny":
+            return f"policy.trust_overrides.{action_type} is deny"
+        if action_type == "http_request" and not self.config.tools.http_request_enabled:
+            return "tools.http_request_enabled is off"
+        if action_type == "tool_call" and not self.tool_registry.backends():
+            return "no tool backend is registered"
+        return self.desktop.unavailable(action_type)
+
+    def available_actions(self, allowed: list[str] | None = None) -> list[str]:
+        """Action types an agent may propose here: handled, enabled, possible on this desktop, and allowed."""
+        return [
+            action_type
+            for action_type in ACTION_TYPES
+            if (allowed is None or action_type in allowed) and self.unavailable_reason(action_type) is None
+        ]
+
+    def prompt_section(self, allowed: list[str] | None = None) -> str:
+        """The system-prompt text listing the action types and tool backends this agent can use."""
+        types = self.available_actions(allowed)
+        if not types:
+            return "## Actions\nYou cannot propose actions here: leave proposed_actions empty."
+        lines = [
+            "## Actions",
+            'Each entry of "proposed_actions" is an object with "action_type" and the fields shown. Available:',
+        ]
+        for action_type in types:
+            about, shape = ACTION_DOCS[action_type]
+            fields = shape[1:] if shape != "{}" else "}"
+            lines.append(f'- {action_type}: {about}. {{"action_type": "{action_type}", {fields}')
+        if "tool_call" in types:
+            lines += ["", "## Tool backends (use tool_call with these tool, method and params)"]
+            lines.append(self.tool_registry.describe())
+        return "\n".join(lines)
+
+    # -- proposals ---------------------------------------------------------------------------
+
+    async def handle_proposals(self, proposals: list[Any], ctx: RunContext) -> list[ActionOutcome]:
+        """Validate, decide and run (or park, or refuse) each proposal in order."""
+        return [await self._handle_one(proposal, ctx) for proposal in proposals]
+
+    async def _handle_one(self, proposal: Any, ctx: RunContext) -> ActionOutcome:
+        parent = ctx.response_event_id or ctx.event.id
+        try:
+            action = self._validate(proposal)
+        except InvalidAction as error:
+            return await self._reject(proposal, error, ctx, parent)
+        action_type = action.action_type
+        verdict, rule, reason = await self._judge(action, ctx)
+        now = self.clock()
+        status = {"auto": ActionStatus.approved, "confirm": ActionStatus.pending}.get(verdict, ActionStatus.denied)
+        record = await self.store.insert(
+            NewAction(
+                id=new_id("act"),
+                action_type=action_type,
+                content_json=canonical_json(action_content(action)),
+                status=status,
+                verdict=verdict,
+                rule=rule,
+                reason=reason,
+                agent_id=ctx.agent_id,
+                response_id=ctx.response_id,
+                event_id=ctx.event.id,
+                response_event_id=ctx.response_event_id,
+                trace_id=ctx.trace_id,
+                taint=sorted(set(ctx.taint) | set(ctx.event.taint)),
+                created_at=now,
+                expires_at=now + self.config.policy.approval_ttl_seconds if status is ActionStatus.pending else None,
+            )
+        )
+        if status is ActionStatus.approved:
+            record = await self.run(record, action)
+        else:
+            record = await self.announce(record)
+            if status is ActionStatus.pending:
+                self.hub.publish("approval", record.model_dump(mode="json"), topic=f"action.{action_type}.pending")
+        return ActionOutcome.of(record)
+
+    def _validate(self, proposal: Any) -> Action:
+        action = parse_action(proposal)
+        if isinstance(action, ToolCallAction):
+            problem = self.tool_registry.check_call(action.tool, action.method, action.params)
+            if problem is not None:
+                raise InvalidAction(problem, action.action_type)
+        return action
+
+    async def _judge(self, action: Action, ctx: RunContext) -> tuple[str, str, str]:
+        """(verdict, rule, reason): availability first, then the policy with the run's taint."""
+        action_type = action.action_type
+        if ctx.allowed_actions is not None and action_type not in ctx.allowed_actions:
+            return "deny", "agent.allowed_actions", f"agent {ctx.agent_id} may not propose {action_type}"
+        unavailable = self.unavailable_reason(action_type)
+        if unavailable is not None:
+            return "deny", "executor.unavailable", f"{action_type} is not available here: {unavailable}"
+        view = await self.policy_view(action)
+        decision = decide(action_type, view, taint=sorted(set(ctx.taint) | set(ctx.event.taint)), rules=self.rules())
+        return decision.verdict, decision.rule, decision.reason
+
+    def rules(self) -> PolicyRules:
+        return PolicyRules.from_config(self.config, daemon_port=self.daemon_port() or self.config.server.port)
+
+    def policy_view_sync(self, action: Action) -> dict[str, Any]:
+        """The action as the policy reads it, plus the resolved path of a file action."""
+        view = action_content(action)
+        view.update(resolved_path_fact(view))
+        return view
+
+    async def policy_view(self, action: Action) -> dict[str, Any]:
+        """policy_view_sync plus, for http_request, the addresses its host resolves to now."""
+        view = self.policy_view_sync(action)
+        if action.action_type == "http_request":
+            parts = urlsplit(action.url)
+            if parts.hostname:
+                with contextlib.suppress(OSError):
+                    view["_resolved"] = await self.resolver(parts.hostname, parts.port or 443)
+        return view
+
+    async def _reject(self, proposal: Any, error: InvalidAction, ctx: RunContext, parent: str) -> ActionOutcome:
+        kind = "unknown_action" if error.unknown else "invalid_action"
+        shown = proposal if isinstance(proposal, dict) else {"value": repr(proposal)[:500]}
+        await self.bus.publish_system(
+            kind,
+            {"agent_id": ctx.agent_id, "reason": error.reason, "proposal": _bounded(shown, 8192)},
+            trace_id=ctx.trace_id,
+            parent_event=parent,
+        )
+        self.metrics.action_executions.labels(ctx.agent_id, error.action_type or "none", "invalid").inc()
+        return ActionOutcome(None, error.action_type, "invalid", f"executor.{kind}", error.reason)
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self, record: ActionRecord, action: Action | None = None) -> ActionRecord:
+        """Run an approved action, store its result, and publish it on the trace."""
+        if action is None:
+            action = parse_action(record.content)
+        scope = ActionScope(record.id, record.agent_id, record.trace_id, record.parent_event_id)
+        started = time.perf_counter()
+        result: HandlerResult | None = None
+        data: dict[str, Any] | None
+        error: str | None
+        try:
+            result = await self._handlers[record.action_type](action, scope)
+        except ActionFailed as failure:
+            status, data, error = ActionStatus.failed, failure.data or None, failure.reason
+        except AiventbusError as failure:
+            status, data, error = ActionStatus.failed, None, failure.detail
+        except Exception as failure:
+            log.exception("action %s (%s) crashed", record.id, record.action_type)
+            status, data, error = ActionStatus.failed, None, f"{type(failure).__name__}: {failure}"
+        else:
+            status, data, error = ActionStatus.executed, result.data, None
+        elapsed = time.perf_counter() - started
+        self.metrics.action_executions.labels(record.agent_id, record.action_type, status.value).inc()
+        self.metrics.action_execution_duration.labels(record.action_type, status.value).observe(elapsed)
+        finished = await self.store.finish(record.id, status, self.clock(), data, error)
+        return await self._publish_result(finished, result.source if result is not None else "executor")
+
+    async def announce(self, record: ActionRecord) -> ActionRecord:
+        """Count and publish a decision that ran nothing (denied, expired)."""
+        self.metrics.action_executions.labels(record.agent_id, record.action_type, record.status.value).inc()
+        return await self._publish_result(record, "executor")
+
+    async def _publish_result(self, record: ActionRecord, source: str) -> ActionRecord:
+        """`action.<type>.<status>` on the trace, parent = the response event; the record with its event id."""
+        payload = {
+            "action_id": record.id,
+            "action_type": record.action_type,
+            "agent_id": record.agent_id,
+            "status": record.status.value,
+            "rule": record.rule,
+            "reason": record.reason,
+            "action": record.content,
+            "result": _bounded(record.result, self.config.bus.max_payload_bytes - PAYLOAD_HEADROOM_BYTES),
+            "error": record.error,
+        }
+        topic = f"action.{record.action_type}.{record.status.value}"
+        self.hub.publish("action", payload, topic=topic)
+        try:
+            event = await self.bus.publish(
+                EventIn(
+                    topic=topic,
+                    payload=payload,
+                    parent_event=record.parent_event_id,
+                    trace_id=record.trace_id,
+                    source=source,
+                ),
+                # A record of what happened must not be lost to fan-out; agents it triggers still meet the limits.
+                enforce_limits=False,
+            )
+        except AiventbusError as error:
+            log.warning("result of %s not published: %s", record.id, error.detail)
+            return record
+        await self.store.set_result_event(record.id, event.id)
+        return record.model_copy(update={"result_event_id": event.id})
+
+    async def _shell(self, action: ShellExecAction, scope: ActionScope) -> HandlerResult:
+        policy = self.config.policy
+        home = str(self.rules().home)
+        outcome = await run_command(
+            action.command, policy.shell_timeout_seconds, policy.shell_output_max_bytes, cwd=home
+        )
+        data = {
+            "command": action.command,
+            "exit_code": outcome.exit_code,
+            "stdout": outcome.stdout,
+            "stderr": outcome.stderr,
+            "truncated": outcome.truncated,
+            "timed_out": outcome.timed_out,
+            "duration_seconds": round(outcome.duration_seconds, 3),
+        }
+        if outcome.timed_out:
+            raise ActionFailed(f"timed out after {policy.shell_timeout_seconds:g}s (process group killed)", data)
+        if outcome.exit_code != 0:
+            raise ActionFailed(f"exit code {outcome.exit_code}", data)
+        return HandlerResult(data, source="executor")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.expire_due(self.clock())
+        await self.store.fail_interrupted(self.clock())
+
+    async def stop(self) -> None:
+        return None
+
+    async def status(self) -> dict[str, Any]:
+        pending = await self.store.db.fetch_value("SELECT COUNT(*) FROM actions WHERE status = 'pending'")
+        return {
+            "pending_approvals": int(pending or 0),
+            "action_types": self.available_actions(),
+            "unavailable": {t: r for t in ACTION_TYPES if (r := self.unavailable_reason(t)) is not None},
+            "tool_backends": [backend.name for backend in self.tool_registry.backends()],
+        }
+
+
+def resolved_path_fact(view: dict[str, Any]) -> dict[str, Any]:
+    """`_resolved_path` for file actions: the real path the action would touch, symlinks followed."""
+    raw = view.get("path")
+    if not isinstance(raw, str) or "action_type" not in view or not view["action_type"].startswith("file_"):
+        return {}
+    try:
+        return {"_resolved_path": str(Path(raw).expanduser().resolve())}
+    except (OSError, RuntimeError):
+        return {}
+
+
+def _bounded(value: Any, max_bytes: int) -> Any:
+    """`value`, or a note with its start when its JSON is over `max_bytes`."""
+    if value is None:
+        return None
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text.encode()) <= max_bytes:
+        return value
+    return {"truncated": True, "json_start": text[: max(0, max_bytes // 2)]}

@@ -1,0 +1,136 @@
+"""Key-value facts shared by every agent, pinned facts per agent, and the system facts filled in at start."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from aiventbus.core.events import new_id
+from aiventbus.errors import ValidationFailed
+from aiventbus.platform.facts import collect_system_facts
+from aiventbus.store.database import Database
+from aiventbus.store.knowledge import KnowledgeEntry, KnowledgeTable, PinnedFact
+
+log = logging.getLogger(__name__)
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,64}(\.[A-Za-z0-9_\-]{1,64}){0,15}$")
+SET_BY_PATTERN = re.compile(r"^(user|system|agent:[A-Za-z0-9_\-]{1,100}|producer:[A-Za-z0-9_.\-]{1,100})$")
+PIN_OWNER_PATTERN = re.compile(r"^(global|agent_[A-Za-z0-9_\-]{1,100})$")
+MAX_KEY_CHARS = 200
+MAX_FACT_CHARS = 2000
+GLOBAL = "global"
+
+
+def check_key(key: str) -> str:
+    """Dotted names of letters, digits, _ and -: `user.pref.editor`."""
+    if len(key) > MAX_KEY_CHARS or not KEY_PATTERN.match(key):
+        raise ValidationFailed("key", "must be dotted names of letters, digits, _ or - (e.g. user.pref.editor)")
+    return key
+
+
+def check_set_by(set_by: str) -> str:
+    if not SET_BY_PATTERN.match(set_by):
+        raise ValidationFailed("set_by", "must be user, system, agent:<id> or producer:<name>")
+    return set_by
+
+
+def encode_value(value: Any, max_bytes: int) -> str:
+    """The value as compact JSON, refused when it is not JSON or too large."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        raise ValidationFailed("value", "must be a JSON value") from None
+    if len(text.encode()) > max_bytes:
+        raise ValidationFailed("value", f"{len(text.encode())} bytes exceeds memory.knowledge_value_max_bytes")
+    return text
+
+
+def check_pin_owner(agent_id: str) -> str:
+    if not PIN_OWNER_PATTERN.match(agent_id):
+        raise ValidationFailed("agent_id", "must be an agent id (agent_...) or 'global'")
+    return agent_id
+
+
+class KnowledgeStore:
+    """Durable facts: `get`, `set`, `list`, `delete`; pinned facts; system facts set at start."""
+
+    name = "knowledge"
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], float],
+        value_max_bytes: int = 65_536,
+        configured_pins: dict[str, builtins.list[str]] | None = None,
+        fact_source: Callable[[], dict[str, Any]] = collect_system_facts,
+    ) -> None:
+        self.table = KnowledgeTable(db)
+        self.clock = clock
+        self.value_max_bytes = value_max_bytes
+        self.configured_pins = configured_pins or {}
+        self.fact_source = fact_source
+        self.system_facts_loaded = 0
+
+    async def start(self) -> None:
+        """Fill in the `system.*` facts (set_by `system`)."""
+        facts = await asyncio.to_thread(self.fact_source)
+        now = self.clock()
+        rows = [(check_key(k), encode_value(v, self.value_max_bytes), "system", now) for k, v in facts.items()]
+        await self.table.upsert_many(rows)
+        self.system_facts_loaded = len(rows)
+        log.info("knowledge: %d system facts", len(rows))
+
+    async def stop(self) -> None:
+        return None
+
+    def status(self) -> dict[str, Any]:
+        return {"system_facts": self.system_facts_loaded}
+
+    async def get(self, key: str) -> KnowledgeEntry | None:
+        return await self.table.get(check_key(key))
+
+    async def set(self, key: str, value: Any, set_by: str) -> KnowledgeEntry:
+        text = encode_value(value, self.value_max_bytes)
+        now = self.clock()
+        await self.table.upsert(check_key(key), text, check_set_by(set_by), now)
+        return KnowledgeEntry(key, json.loads(text), set_by, now)
+
+    async def list(self, prefix: str = "", limit: int = 100) -> builtins.list[KnowledgeEntry]:
+        if len(prefix) > MAX_KEY_CHARS:
+            raise ValidationFailed("prefix", f"at most {MAX_KEY_CHARS} characters")
+        return await self.table.list_prefix(prefix, limit)
+
+    async def delete(self, key: str) -> bool:
+        """True when the key existed."""
+        return await self.table.delete(check_key(key))
+
+    async def matching_words(self, words: builtins.list[str], limit: int) -> builtins.list[KnowledgeEntry]:
+        return await self.table.matching_any([w.lower() for w in words], limit)
+
+    # -- pinned facts --------------------------------------------------------------------------
+
+    async def pin(self, agent_id: str, fact: str) -> PinnedFact:
+        text = fact.strip()
+        if not text or len(text) > MAX_FACT_CHARS:
+            raise ValidationFailed("fact", f"must be 1-{MAX_FACT_CHARS} characters")
+        pinned = PinnedFact(new_id("pin"), check_pin_owner(agent_id), text, self.clock())
+        await self.table.pin(pinned)
+        return pinned
+
+    async def unpin(self, agent_id: str, fact_id: str) -> bool:
+        return await self.table.unpin(check_pin_owner(agent_id), fact_id)
+
+    async def pinned_for(self, agent_id: str) -> builtins.list[PinnedFact]:
+        """The agent's own and the global pins: from config first, then the ones set through the API."""
+        owners = [GLOBAL] if agent_id == GLOBAL else [GLOBAL, agent_id]
+        configured = [
+            PinnedFact(f"config:{owner}:{i}", owner, fact, 0.0)
+            for owner in owners
+            for i, fact in enumerate(self.configured_pins.get(owner, []))
+        ]
+        return configured + await self.table.pinned(owners)

@@ -1,0 +1,496 @@
+"""The walk over one command's bashlex tree (and the strings nested in it), collecting findings."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+import bashlex
+
+from aiventbus.core.shell_analysis.commands import (
+    CODE_RUNNERS,
+    FIND_NAME_FILTERS,
+    FIND_UNSAFE,
+    GIT_CODE_OPTIONS,
+    GIT_KNOWN,
+    GIT_READ,
+    GIT_VALUE_OPTIONS,
+    GLOB_SUSPECTS,
+    NO_CONTENT_READ,
+    OUTPUT_OPTIONS,
+    SAFE_COMMANDS,
+    SHELL_STATE,
+    SHELLS,
+    SYSTEMCTL_POWER,
+    TAR_CODE_OPTIONS,
+    TAR_CODE_PREFIXES,
+    WRAPPERS,
+    WRITERS,
+    base_name,
+    is_blocked_name,
+    is_known,
+    matches_entry,
+    option_values,
+    split_args,
+)
+from aiventbus.core.shell_analysis.facts import LEVEL_RANK, MAX_DEPTH, Level, ShellFacts, ShellJudgement
+from aiventbus.core.shell_analysis.paths import (
+    HARMLESS_DEVICES,
+    normalize_path,
+    path_contains,
+    path_within,
+    reads_sensitive,
+    root_like,
+    write_verdict,
+)
+
+
+class Analysis:
+    """Walks one command (and the strings nested in it), collecting findings; the worst one is the judgement."""
+
+    def __init__(self, facts: ShellFacts, cwd: str | None = None) -> None:
+        self.facts = facts
+        self.findings: list[tuple[Level, str, str]] = []
+        self.commands: list[str] = []
+        self.cwd = cwd or facts.home  # followed through cd/pushd so later relative paths are judged where they land
+
+    def path(self, raw: str) -> str:
+        return normalize_path(raw, self.facts.home, self.cwd)
+
+    def change_directory(self, name: str, args: Sequence[str]) -> None:
+        positional = [arg for arg in args if not arg.startswith("-") or arg == "-"]
+        if name == "popd" or positional[:1] == ["-"]:
+            self.cwd = "/"  # unknown: assume the worst place for what follows
+        else:
+            self.cwd = self.path(positional[0]) if positional else self.facts.home
+
+    def add(self, level: Level, rule: str, reason: str) -> None:
+        self.findings.append((level, rule, reason))
+
+    def judgement(self) -> ShellJudgement:
+        names = tuple(self.commands)
+        if not self.findings:
+            shown = ", ".join(dict.fromkeys(names)) or "nothing"
+            return ShellJudgement("safe", "allowlist", f"every command is on the allowlist ({shown})", names)
+        worst = max(self.findings, key=lambda finding: LEVEL_RANK[finding[0]])
+        return ShellJudgement(worst[0], worst[1], worst[2], names)
+
+    # -- whole strings -----------------------------------------------------------------------------------------
+
+    def run(self, command: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            self.add("capped", "shell_structure", "shells nested too deep to judge")
+            return
+        if not command.strip():
+            self.add("capped", "parse", "empty command")
+            return
+        if "((" in command or "$[" in command:
+            self.add("capped", "shell_structure", "arithmetic evaluation can run substitutions")
+        if _BRACE_EXPANSION.search(_unquoted(command)):
+            self.add("capped", "shell_structure", "brace expansion makes words the text does not show")
+        if len(command) > self.facts.max_length:
+            self.add("capped", "length", f"command longer than {self.facts.max_length} characters")
+        odd = [char for char in command if not (char.isascii() and (char.isprintable() or char in "\n\t"))]
+        if odd:
+            self.add("capped", "shell_structure", f"non-ASCII or control character {odd[0]!r} in the command")
+            normalized = _normalize_text(command)
+            if normalized != command:
+                self._blocklist_only(normalized, depth)
+        try:
+            nodes = bashlex.parse(command)
+        except Exception as error:  # bashlex raises several types, NotImplementedError among them
+            self.add("capped", "parse", f"the shell parser cannot judge it ({type(error).__name__})")
+            self._scan_tokens(command)
+            return
+        for node in nodes:
+            self.node(node, depth)
+        if len(self.commands) > self.facts.max_commands:
+            self.add("capped", "length", f"more than {self.facts.max_commands} commands in one line")
+
+    def _blocklist_only(self, command: str, depth: int) -> None:
+        inner = Analysis(self.facts, self.cwd)
+        inner.run(command, depth + 1)
+        for level, rule, reason in inner.findings:
+            if level == "blocked":
+                self.add(level, rule, f"{reason} (once spaces and look-alike characters are normalised)")
+
+    def _scan_tokens(self, command: str) -> None:
+        """Unparsable text: still deny it when a blocklisted program name appears as a token."""
+        for token in re.split(r"[\s;&|()`$<>{}'\"\\]+", command):
+            if token and is_blocked_name(base_name(token)):
+                self.add("blocked", "blocklist", f"{base_name(token)} appears in a command the parser cannot read")
+                return
+
+    # -- the tree ----------------------------------------------------------------------------------------------
+
+    def node(self, node: Any, depth: int) -> None:
+        kind = getattr(node, "kind", "")
+        if kind == "command":
+            self.command(node, depth)
+        elif kind in ("list", "pipeline"):
+            for part in node.parts:
+                self.node(part, depth)
+        elif kind == "compound":
+            for part in node.list:
+                self.node(part, depth)
+            for part in getattr(node, "redirects", []):
+                self.node(part, depth)
+        elif kind in ("if", "for", "while", "until"):
+            self.add("capped", "shell_structure", f"a {kind} block")
+            for part in node.parts:
+                self.node(part, depth)
+        elif kind == "function":
+            self.function(node, depth)
+        elif kind == "word":
+            self.word(node, depth)
+        elif kind == "redirect":
+            self.redirect(node, None, depth)
+        elif kind in ("reservedword", "operator", "pipe"):
+            return
+        else:
+            self.add("capped", "parse", f"shell construct {kind or type(node).__name__} is not judged")
+
+    def function(self, node: Any, depth: int) -> None:
+        name = node.name.word if getattr(node, "name", None) is not None else ""
+        self.add("capped", "shell_structure", f"defines a shell function {name}")
+        inner = Analysis(self.facts, self.cwd)
+        inner.node(node.body, depth)
+        self.findings.extend(inner.findings)
+        if name and name in inner.commands:
+            self.add("blocked", "blocklist", f"function {name} calls itself (fork bomb shape)")
+        self.commands.extend(inner.commands)
+
+    def word(self, node: Any, depth: int) -> bool:
+        """Walk a word's expansions; True if its value is only known at run time."""
+        dynamic = False
+        for part in getattr(node, "parts", []) or []:
+            kind = part.kind
+            if kind in ("commandsubstitution", "processsubstitution"):
+                self.add("capped", "shell_structure", f"{kind.replace('substitution', ' substitution')} runs a command")
+                self.node(part.command, depth)
+                dynamic = True
+            elif kind == "parameter":
+                self.add("capped", "shell_structure", f"expansion of ${part.value} is only known at run time")
+                dynamic = True
+            elif kind == "tilde":
+                continue
+            else:
+                self.add("capped", "parse", f"word part {kind} is not judged")
+                dynamic = True
+        return dynamic
+
+    def redirect(self, node: Any, command_name: str | None, depth: int) -> None:
+        kind = node.type
+        target = node.output
+        if kind in ("<<", "<<-"):
+            self.add("capped", "shell_structure", "here-document")
+            heredoc = getattr(node, "heredoc", None)
+            if heredoc is not None and command_name in SHELLS:
+                body = heredoc.value.rsplit("\n", 1)[0]
+                self.run(body, depth + 1)
+            return
+        if isinstance(target, int) or target is None:
+            return
+        if self.word(target, depth):
+            return
+        if kind == "<<<":
+            self.add("capped", "shell_structure", "here-string")
+            if command_name in SHELLS:
+                self.run(target.word, depth + 1)
+            return
+        if kind == ">&" and target.word.isdigit():
+            return
+        path = self.path(target.word)
+        if path in HARMLESS_DEVICES or path.startswith("/dev/fd/"):
+            return
+        if kind == "<":
+            if reads_sensitive(path, self.facts):
+                self.add("capped", "sensitive_path", f"reads {path}, a sensitive path")
+            return
+        verdict = write_verdict(path, self.facts)
+        if verdict is not None:
+            self.add(*verdict)
+        else:
+            self.add("review", "writes_file", f"redirect writes {path}")
+
+    def command(self, node: Any, depth: int) -> None:
+        words: list[str] = []
+        first_dynamic = False
+        redirects = []
+        for part in node.parts:
+            if part.kind == "assignment":
+                self.add("capped", "shell_structure", f"environment prefix {part.word.split('=', 1)[0]}=")
+                self.word(part, depth)
+            elif part.kind == "word":
+                dynamic = self.word(part, depth)
+                if not words:
+                    first_dynamic = dynamic
+                words.append(part.word)
+            elif part.kind == "redirect":
+                redirects.append(part)
+            else:
+                self.node(part, depth)
+        name = base_name(words[0]) if words else None
+        for redirect in redirects:
+            self.redirect(redirect, name, depth)
+        if not words:
+            return
+        if first_dynamic:
+            self.add("capped", "shell_structure", "the command name is only known at run time")
+        self.simple(words, depth)
+
+    # -- one simple command --------------------------------------------------------------------------------------
+
+    def simple(self, words: Sequence[str], depth: int) -> None:
+        raw, args = words[0], list(words[1:])
+        name = base_name(raw)
+        self.commands.append(name)
+        if name in ("cd", "pushd", "popd"):
+            self.change_directory(name, args)
+        if "/" in raw:
+            self.add("capped", "shell_structure", f"runs a program by path ({raw}), judged as {name}")
+        if not re.fullmatch(r"[A-Za-z0-9_.+:\[-]+", name):
+            self.add("capped", "shell_structure", f"unusual command name {name!r}")
+            self._brace_names(name)
+        if any(char in raw for char in "*?[") and name != "[":
+            for candidate in sorted(GLOB_SUSPECTS):
+                if fnmatch.fnmatchcase(candidate, name):  # /???/r? can run rm: judge it as each program it matches
+                    self.blocked(candidate, args)
+                    self.writes(candidate, args)
+        for entry in self.facts.blocklist:
+            if matches_entry(words, entry):
+                self.add("blocked", "blocklist", f"matches the blocklist entry {' '.join(entry)!r}")
+        self.blocked(name, args)
+        self.writes(name, args)
+        self.reads(name, args)
+        user_allowed = any(matches_entry(words, entry) for entry in self.facts.allowlist)
+        if name in SHELL_STATE:
+            self.add("capped", "shell_structure", f"{name} changes how later commands are found or run")
+            return
+        if name in SHELLS or name in CODE_RUNNERS or name in WRAPPERS or name in ("git", "tar", "find"):
+            self.runner(name, args, depth, user_allowed)
+            return
+        if user_allowed:
+            return
+        check = SAFE_COMMANDS.get(name)
+        if check is None:
+            self.add("review", "not_allowlisted", f"{name} is not on the allowlist")
+            return
+        problem = check(split_args(args))
+        if problem:
+            self.add("review", "not_allowlisted", f"{name}: {problem}")
+
+    def _brace_names(self, word: str) -> None:
+        for token in re.split(r"[{},]+", word):
+            if token and is_blocked_name(base_name(token)):
+                self.add("blocked", "blocklist", f"{token} hidden in a brace expansion")
+
+    def blocked(self, name: str, args: Sequence[str]) -> None:
+        parsed = split_args(args)
+        home = self.facts.home
+        if is_blocked_name(name):
+            self.add("blocked", "blocklist", f"{name} is blocked (privilege, power or disk tool)")
+        elif name == "init" and any(arg in ("0", "6") for arg in parsed.positional):
+            self.add("blocked", "blocklist", "init 0/6 powers the machine off")
+        elif name == "systemctl" and SYSTEMCTL_POWER & set(parsed.positional):
+            self.add("blocked", "blocklist", "systemctl would power the machine off")
+        elif name in ("kill", "pkill") and "-1" in args:
+            self.add("blocked", "blocklist", "kill -1 signals every process")
+        if "--no-preserve-root" in parsed.long:
+            self.add("blocked", "blocklist", "--no-preserve-root")
+        recursive = bool({"r", "R"} & parsed.short) or "--recursive" in parsed.long
+        if name in ("rm", "shred", "mv") or (name in ("chmod", "chown", "chgrp") and recursive):
+            if name == "rm" and not recursive:
+                return
+            for target in parsed.positional[:-1] if name == "mv" else parsed.positional:
+                if root_like(self.path(target), home):
+                    self.add("blocked", "blocklist", f"{name} on {target} would destroy / or home")
+                    return
+        if name == "dd":
+            for arg in args:
+                key, _, value = arg.partition("=")
+                if key == "of" and value:
+                    verdict = write_verdict(self.path(value), self.facts)
+                    if verdict:
+                        self.add(*verdict)
+
+    def writes(self, name: str, args: Sequence[str]) -> None:
+        parsed = split_args(args)
+        mode = WRITERS.get(name)
+        targets: list[str] = []
+        if mode == "all":
+            targets = list(parsed.positional)
+            if name in ("chmod", "chown", "chgrp", "setfacl", "chattr") and targets:
+                targets = targets[1:]
+        elif mode == "last" and parsed.positional:
+            targets = [parsed.positional[-1]]
+        elif name in ("sed", "perl") and ("i" in parsed.short or "--in-place" in parsed.long):
+            targets = list(parsed.positional[1:] if name == "sed" else parsed.positional)
+        elif name in ("curl", "wget", "tar", "sort", "tree", "git", "uniq"):
+            targets = option_values(args, OUTPUT_OPTIONS[name])
+            if name == "uniq" and len(parsed.positional) > 1:
+                targets.append(parsed.positional[1])
+        targets += option_values(args, frozenset({"-t", "--target-directory"})) if mode else []
+        recursive = name in ("rm", "mv", "chmod", "chown", "chgrp") and (
+            bool({"r", "R"} & parsed.short) or "--recursive" in parsed.long or name == "mv"
+        )
+        for index, target in enumerate(targets):
+            moved_into = name == "mv" and index == len(targets) - 1  # a move's destination keeps what it holds
+            verdict = write_verdict(self.path(target), self.facts, recursive and not moved_into)
+            if verdict:
+                self.add(*verdict)
+
+    def reads(self, name: str, args: Sequence[str]) -> None:
+        """Sensitive paths among the arguments cap the command; the daemon's own files deny any non-reader."""
+        if name in NO_CONTENT_READ:
+            return
+        parsed = split_args(args)
+        recursive = name in ("grep", "egrep", "fgrep", "rg", "ag", "cp", "rsync", "tar", "zip", "scp", "diff") and (
+            bool({"r", "R", "a"} & parsed.short) or bool({"--recursive", "--archive"} & parsed.long) or name == "tar"
+        )
+        candidates = [*parsed.positional, *parsed.values, *(arg for arg in args if arg.startswith("@"))]
+        candidates += [arg.partition("=")[2] for arg in args if "=" in arg and not arg.startswith("-")]
+        if recursive and not parsed.positional:
+            candidates.append(".")
+        paths = [self.path(candidate.lstrip("@")) for candidate in candidates if candidate.lstrip("@")]
+        if name not in SAFE_COMMANDS:
+            for path in paths:
+                for own in self.facts.protected_paths:
+                    if path_within(path, own) or (recursive and path_contains(path, own)):
+                        self.add("blocked", "protected_path", f"{name} is handed the daemon's own file {own}")
+                        return
+        for path in paths:
+            sensitive = reads_sensitive(path, self.facts, recursive)
+            if sensitive:
+                self.add("capped", "sensitive_path", f"{name} would read {sensitive}")
+                return
+
+    def runner(self, name: str, args: Sequence[str], depth: int, user_allowed: bool) -> None:
+        """Shells, interpreters, wrappers and exec-capable tools: recurse into what they run, cap the rest."""
+        if name == "git":
+            self._git(args, user_allowed)
+            return
+        if name == "find":
+            self._find(args, depth)
+            return
+        if name == "tar":
+            bad = [arg for arg in args if arg.startswith(TAR_CODE_PREFIXES) or arg in TAR_CODE_OPTIONS]
+            if bad:
+                self.add("capped", "shell_structure", f"tar {bad[0]} runs a program")
+            elif not user_allowed:
+                self.add("review", "not_allowlisted", "tar is not on the allowlist")
+            return
+        if name == "env" and not args:
+            return
+        if not user_allowed:
+            what = "wrapper runs another command" if name in WRAPPERS else "runs code it is given"
+            self.add("capped", "shell_structure", f"{name}: {what}")
+        if name in SHELLS or name in ("eval", "source", "."):
+            self._nested_script(name, args, depth)
+        elif name in CODE_RUNNERS and name not in WRAPPERS:
+            for arg in args:
+                for literal in re.findall(r"'([^']*)'|\"([^\"]*)\"", arg):
+                    text = literal[0] or literal[1]
+                    if text.strip():
+                        self._blocklist_only(text, depth)
+        if name in WRAPPERS:
+            self._wrapped(name, args, depth)
+
+    def _nested_script(self, name: str, args: Sequence[str], depth: int) -> None:
+        if name == "eval":
+            self.run(" ".join(args), depth + 1)
+            return
+        for index, arg in enumerate(args):
+            if arg.startswith("-") and not arg.startswith("--") and "c" in arg[1:]:
+                rest = [a for a in args[index + 1 :] if not a.startswith("-")]
+                if rest:
+                    self.run(rest[0], depth + 1)
+                return
+
+    def _wrapped(self, name: str, args: Sequence[str], depth: int) -> None:
+        """The command a wrapper runs, found by trying each non-option word until a known program turns up."""
+        if name == "env":
+            for index, arg in enumerate(args):
+                if arg in ("-S", "--split-string") and index + 1 < len(args):
+                    self.run(args[index + 1], depth + 1)
+                elif arg.startswith("--split-string="):
+                    self.run(arg.partition("=")[2], depth + 1)
+        for arg in args:
+            if any(char.isspace() for char in arg):  # watch, ssh, parallel... hand such words to a shell
+                self._blocklist_only(arg, depth)
+        for index, arg in enumerate(args):
+            if arg.startswith("-") or "=" in arg or re.fullmatch(r"[0-9.]+[smhd]?", arg):
+                continue
+            inner = Analysis(self.facts, self.cwd)
+            inner.simple(args[index:], depth + 1)
+            for finding in inner.findings:
+                if finding[0] == "blocked":
+                    self.add(*finding)
+            self.commands.extend(inner.commands)
+            if is_known(base_name(arg)):
+                return
+
+    def _find(self, args: Sequence[str], depth: int) -> None:
+        starts = [arg for arg in args if not arg.startswith("-")][:1] or ["."]
+        filtered = any(  # a named selection is not a wipe-out; -name '*' is no selection
+            arg in FIND_NAME_FILTERS and args[index + 1 : index + 2] not in (["*"], [".*"], ["*.*"])
+            for index, arg in enumerate(args)
+        )
+        from_root = not filtered and root_like(self.path(starts[0]), self.facts.home)
+        for index, arg in enumerate(args):
+            if arg not in FIND_UNSAFE:
+                continue
+            self.add("capped", "shell_structure", f"find {arg} runs or writes")
+            inner = list(args[index + 1 :]) if arg in ("-exec", "-execdir", "-ok", "-okdir") else []
+            for end, word in enumerate(inner):
+                if word in (";", "+"):
+                    inner = inner[:end]
+                    break
+            if inner:
+                self.simple(inner, depth + 1)
+            deletes = arg == "-delete" or (inner and base_name(inner[0]) in ("rm", "shred", "unlink"))
+            if deletes and from_root:
+                self.add("blocked", "blocklist", f"find {starts[0]} {arg} deletes under / or home")
+
+    def _git(self, args: Sequence[str], user_allowed: bool) -> None:
+        index = 0
+        while index < len(args) and args[index].startswith("-"):
+            option = args[index].split("=", 1)[0]
+            if option in GIT_CODE_OPTIONS:
+                self.add("capped", "shell_structure", f"git {option} can run a program")
+                return
+            index += 2 if option in GIT_VALUE_OPTIONS and "=" not in args[index] else 1
+        sub = args[index] if index < len(args) else ""
+        rest = args[index + 1 :]
+        bad = [arg for arg in rest if arg.split("=", 1)[0] in GIT_CODE_OPTIONS and arg not in ("-p", "-u", "-c")]
+        if bad:
+            self.add("capped", "shell_structure", f"git {sub} {bad[0]} can run a program")
+        elif sub and sub not in GIT_READ and sub not in GIT_KNOWN:
+            self.add("capped", "shell_structure", f"git {sub} is not a known subcommand (could be an alias)")
+        elif user_allowed:
+            return
+        elif sub not in GIT_READ:
+            self.add("review", "not_allowlisted", f"git {sub or '(no subcommand)'} is not read-only")
+        elif any(arg.startswith("--output") for arg in rest):
+            self.add("review", "writes_file", f"git {sub} --output writes a file")
+
+
+_BRACE_EXPANSION = re.compile(r"\{[^{}\s]*(?:,|\.\.)[^{}\s]*\}")
+
+
+def _unquoted(text: str) -> str:
+    """The text with quoted and backslash-escaped parts removed (where the shell expands nothing)."""
+    return re.sub(r"\\.|'[^']*'|\"(?:[^\"\\]|\\.)*\"", "", text)
+
+
+def _normalize_text(command: str) -> str:
+    """Look-alike characters folded (NFKC), Unicode spaces turned into spaces, control characters dropped."""
+    folded = unicodedata.normalize("NFKC", command)
+    return "".join(
+        " " if char.isspace() else char
+        for char in folded
+        if char.isspace() or unicodedata.category(char)[0] != "C" or char in "\n\t"
+    )

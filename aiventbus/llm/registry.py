@@ -1,0 +1,248 @@
+"""One provider per (kind, base_url), health checks with a short cache, and outage tracking per (server, model)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiventbus.config import Config
+from aiventbus.errors import ValidationFailed
+from aiventbus.llm.base import ChatResult, LLMProvider, ModelCheck
+from aiventbus.llm.ollama import OllamaProvider
+from aiventbus.llm.openai_compat import OpenAICompatProvider, api_root
+from aiventbus.telemetry import Metrics
+
+if TYPE_CHECKING:
+    from aiventbus.daemon import Problem
+
+log = logging.getLogger(__name__)
+
+KINDS: tuple[str, ...] = ("ollama", "openai")
+CHECK_CACHE_SECONDS = 5.0
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
+
+Sleep = Callable[[float], Awaitable[Any]]
+ProviderFactory = Callable[[str, str], LLMProvider]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model on a server: what an agent, the classifier or the distiller calls."""
+
+    kind: str
+    base_url: str
+    model: str
+
+    def describe(self) -> str:
+        return f"{self.model} at {self.base_url}"
+
+
+@dataclass
+class _Health:
+    check: ModelCheck | None = None
+    checked_at: float | None = None
+    failing: bool = False
+    problem: str = ""
+    fix: str = ""
+
+
+def backoff_delays(first: float = BACKOFF_FIRST_SECONDS, cap: float = BACKOFF_MAX_SECONDS) -> Callable[[int], float]:
+    """attempt -> delay: 1, 2, 4, ... capped at 30 s."""
+    return lambda attempt: min(cap, first * (2**attempt))
+
+
+class LLMRegistry:
+    """The daemon's `llm` service: providers, model checks, and which (server, model) pairs are failing."""
+
+    name = "llm"
+
+    def __init__(
+        self,
+        config: Config,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        factory: ProviderFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self._factory = factory or self._make_provider
+        self._providers: dict[tuple[str, str], LLMProvider] = {}
+        self._health: dict[Target, _Health] = {}
+        self._check_locks: dict[Target, asyncio.Lock] = {}
+        self._startup: asyncio.Task[None] | None = None
+
+    # -- providers -----------------------------------------------------------------------------
+
+    def provider(self, kind: str, base_url: str | None = None) -> LLMProvider:
+        """The cached provider for `kind` ("ollama" | "openai") at `base_url` (None: ollama.base_url)."""
+        key = self._key(kind, base_url)
+        found = self._providers.get(key)
+        if found is None:
+            found = self._providers[key] = self._factory(*key)
+        return found
+
+    def target(self, kind: str, base_url: str | None, model: str) -> Target:
+        return Target(*self._key(kind, base_url), model)
+
+    def default_target(self) -> Target:
+        return self.target("ollama", None, self.config.ollama.default_model)
+
+    def _key(self, kind: str, base_url: str | None) -> tuple[str, str]:
+        if kind not in KINDS:
+            raise ValidationFailed("provider", f"must be one of {', '.join(KINDS)} (got {kind!r})")
+        url = (base_url or self.config.ollama.base_url).rstrip("/")
+        return kind, api_root(url) if kind == "openai" else url
+
+    def _make_provider(self, kind: str, base_url: str) -> LLMProvider:
+        timeout = self.config.ollama.request_timeout_seconds
+        if kind == "ollama":
+            return OllamaProvider(base_url, request_timeout_seconds=timeout, keep_alive=self.config.ollama.keep_alive)
+        return OpenAICompatProvider(base_url, request_timeout_seconds=timeout)
+
+    # -- health --------------------------------------------------------------------------------
+
+    def watch(self, kind: str, base_url: str | None, model: str) -> Target:
+        """Mark a (server, model) as in use, so its failures show in problems()."""
+        target = self.target(kind, base_url, model)
+        self._health.setdefault(target, _Health())
+        return target
+
+    async def check(self, kind: str, base_url: str | None, model: str, *, fresh: bool = False) -> ModelCheck:
+        """The server's answer about `model`, cached for a few seconds (`fresh` skips the cache)."""
+        target = self.watch(kind, base_url, model)
+        health = self._health[target]
+        lock = self._check_locks.setdefault(target, asyncio.Lock())
+        async with lock:
+            now = self._clock()
+            if (
+                not fresh
+                and health.check is not None
+                and health.checked_at is not None
+                and now - health.checked_at < CHECK_CACHE_SECONDS
+            ):
+                return health.check
+            result = await self.provider(target.kind, target.base_url).check(model)
+            health.check, health.checked_at = result, self._clock()
+        if result.ok:
+            self.note_success(kind, base_url, model)
+        else:
+            self.note_failure(kind, base_url, model, result.problem, result.fix)
+        return result
+
+    def note_failure(self, kind: str, base_url: str | None, model: str, problem: str, fix: str = "") -> bool:
+        """Record a failed call or check; True when this starts an outage (publish system.llm_unavailable)."""
+        health = self._health.setdefault(self.target(kind, base_url, model), _Health())
+        started = not health.failing
+        health.failing, health.problem, health.fix = True, problem, fix
+        if started:
+            log.warning("LLM unavailable: %s (%s)", problem, fix)
+        return started
+
+    def note_success(self, kind: str, base_url: str | None, model: str) -> bool:
+        """Record a good call or check; True when this ends an outage (publish system.llm_recovered)."""
+        health = self._health.setdefault(self.target(kind, base_url, model), _Health())
+        ended = health.failing
+        health.failing, health.problem, health.fix = False, "", ""
+        if ended:
+            log.info("LLM recovered: %s at %s", model, base_url or self.config.ollama.base_url)
+        return ended
+
+    def is_failing(self, kind: str, base_url: str | None, model: str) -> bool:
+        health = self._health.get(self.target(kind, base_url, model))
+        return bool(health and health.failing)
+
+    def context_tokens(self, kind: str, base_url: str | None, model: str) -> int | None:
+        """The context window the server reported at the last good check, if any."""
+        health = self._health.get(self.target(kind, base_url, model))
+        return health.check.context_tokens if health and health.check and health.check.ok else None
+
+    async def wait_until_available(self, kind: str, base_url: str | None, model: str) -> ModelCheck:
+        """Re-check with backoff (1 s, 2 s, ... 30 s) until the server has the model; cancellable."""
+        delay_for = backoff_delays()
+        attempt = 0
+        while True:
+            result = await self.check(kind, base_url, model, fresh=True)
+            if result.ok:
+                return result
+            await self._sleep(delay_for(attempt))
+            attempt += 1
+
+    def problems(self) -> list[Problem]:
+        from aiventbus.daemon import Problem
+
+        return [
+            Problem("llm", health.problem or f"{target.describe()} is unavailable", health.fix)
+            for target, health in sorted(self._health.items(), key=lambda item: repr(item[0]))
+            if health.failing
+        ]
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "targets": [
+                {
+                    "provider": target.kind,
+                    "base_url": target.base_url,
+                    "model": target.model,
+                    "ok": None if health.check is None and not health.failing else not health.failing,
+                    "context_tokens": health.check.context_tokens if health.check else None,
+                }
+                for target, health in sorted(self._health.items(), key=lambda item: repr(item[0]))
+            ]
+        }
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def record_call(
+        self, agent_id: str, model: str, result: str, chat: ChatResult | None = None, seconds: float | None = None
+    ) -> None:
+        """Count one LLM call in the aiventbus_llm_* families (`result`: ok, error, unavailable, cancelled...)."""
+        self.metrics.llm_requests.labels(agent_id=agent_id, model=model, result=result).inc()
+        elapsed = seconds if seconds is not None else (chat.duration_seconds if chat else None)
+        if elapsed is not None:
+            self.metrics.llm_request_duration.labels(agent_id=agent_id, model=model).observe(elapsed)
+        if chat is not None:
+            if chat.prompt_tokens:
+                self.metrics.llm_tokens.labels(agent_id=agent_id, model=model, kind="prompt").inc(chat.prompt_tokens)
+            if chat.eval_tokens:
+                self.metrics.llm_tokens.labels(agent_id=agent_id, model=model, kind="eval").inc(chat.eval_tokens)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the default (and classifier) model in the background; start-up does not wait for it."""
+        targets = [self.default_target()]
+        if self.config.classifier.enabled:
+            targets.append(self.target("ollama", None, self.config.classifier.model))
+        for target in targets:
+            self.watch(target.kind, target.base_url, target.model)
+        self._startup = asyncio.create_task(self._check_all(targets), name="llm-startup-check")
+
+    async def _check_all(self, targets: list[Target]) -> None:
+        for target in targets:
+            try:
+                await self.check(target.kind, target.base_url, target.model, fresh=True)
+            except Exception:
+                log.exception("checking %s failed", target.describe())
+
+    async def stop(self) -> None:
+        if self._startup is not None:
+            self._startup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._startup
+            self._startup = None
+        providers, self._providers = list(self._providers.values()), {}
+        for provider in providers:
+            try:
+                await provider.close()
+            except Exception:
+                log.exception("closing the %s provider at %s failed", provider.kind, provider.base_url)

@@ -1,0 +1,160 @@
+"""The Platform protocol, capability reports, and the errors outbound actions raise."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiventbus.errors import AiventbusError
+
+CLIPBOARD = "clipboard"
+FILE_WATCHING = "file_watching"
+SYSTEM_LOG = "system_log"
+SESSION_LOCK = "session_lock"
+APP_LIFECYCLE = "app_lifecycle"
+NOTIFICATIONS_INBOUND = "notifications_inbound"
+NOTIFICATIONS_OUTBOUND = "notifications_outbound"
+APP_LAUNCHING = "app_launching"
+TERMINAL = "terminal"
+CAPABILITY_NAMES = (
+    CLIPBOARD,
+    FILE_WATCHING,
+    SYSTEM_LOG,
+    SESSION_LOCK,
+    APP_LIFECYCLE,
+    NOTIFICATIONS_INBOUND,
+    NOTIFICATIONS_OUTBOUND,
+    APP_LAUNCHING,
+    TERMINAL,
+)
+URGENCIES = ("low", "normal", "critical")
+COMMAND_TIMEOUT_SECONDS = 10.0
+OUTPUT_CAP_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Whether one OS capability works here; when not, why and how to fix it."""
+
+    name: str
+    available: bool
+    reason: str = ""
+    fix: str = ""
+    backend: str = ""
+
+    def to_api(self) -> dict[str, str | bool]:
+        return {
+            "name": self.name,
+            "available": self.available,
+            "reason": self.reason,
+            "fix": self.fix,
+            "backend": self.backend,
+        }
+
+
+class CapabilityUnavailable(AiventbusError):
+    """An OS capability is missing; `reason` and `fix` say why and what to do."""
+
+    status_code = 503
+
+    def __init__(self, capability: str, reason: str, fix: str = "") -> None:
+        super().__init__(f"{capability}: {reason}", capability=capability, reason=reason, fix=fix)
+        self.capability = capability
+        self.reason = reason
+        self.fix = fix
+
+
+class PlatformCommandFailed(AiventbusError):
+    """An OS helper program ran but failed or timed out."""
+
+    status_code = 502
+
+    def __init__(self, command: str, detail: str) -> None:
+        super().__init__(f"{command}: {detail}", command=command)
+        self.command = command
+
+
+class Platform(Protocol):
+    """Everything OS-specific the daemon needs: capability reports and outbound desktop actions."""
+
+    name: str
+
+    def capabilities(self) -> list[Capability]:
+        """One report per name in CAPABILITY_NAMES."""
+        ...
+
+    def capability(self, name: str) -> Capability:
+        """The report for one capability name."""
+        ...
+
+    def clipboard_command(self) -> list[str]:
+        """The command that prints the clipboard's text once (raises CapabilityUnavailable)."""
+        ...
+
+    def clipboard_watch_command(self) -> list[str] | None:
+        """A command that prints each new clipboard text NUL-terminated, or None where only polling works."""
+        ...
+
+    def clipboard_change_notifier(self) -> list[str] | None:
+        """A command printing one line per clipboard change (after a `ready` line), or None where there is none."""
+        ...
+
+    def system_log_command(self) -> list[str]:
+        """The command following the system log as JSON lines."""
+        ...
+
+    async def notify(self, title: str, message: str, urgency: str = "normal") -> None:
+        """Show a desktop notification (raises CapabilityUnavailable / PlatformCommandFailed)."""
+        ...
+
+    async def open_target(self, target: str) -> None:
+        """Open a URL or path with the desktop's default application."""
+        ...
+
+
+async def run_helper(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float = COMMAND_TIMEOUT_SECONDS
+) -> tuple[int, bytes]:
+    """Run a helper without a shell; returns (exit code, capped stderr+stdout); kills it on timeout."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=dict(env),
+        start_new_session=True,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise PlatformCommandFailed(argv[0], f"did not finish within {timeout:g}s") from None
+    return int(process.returncode or 0), output[:OUTPUT_CAP_BYTES]
+
+
+def check_notification(title: str, message: str, urgency: str) -> None:
+    """Refuse arguments a helper could misread as options, and unknown urgencies."""
+    from aiventbus.errors import ValidationFailed
+
+    if urgency not in URGENCIES:
+        raise ValidationFailed("urgency", f"must be one of {', '.join(URGENCIES)}, got {urgency!r}")
+    if not title.strip():
+        raise ValidationFailed("title", "must not be empty")
+    if len(title) > 1000 or len(message) > 10_000:
+        raise ValidationFailed("message", "title over 1000 or message over 10000 characters")
+
+
+def check_target(target: str) -> None:
+    from aiventbus.errors import ValidationFailed
+
+    if not target.strip():
+        raise ValidationFailed("target", "must not be empty")
+    if target.startswith("-"):
+        raise ValidationFailed("target", "must not start with '-' (it would be read as an option)")
+    if "\x00" in target or "\n" in target:
+        raise ValidationFailed("target", "must not contain NUL or newline characters")

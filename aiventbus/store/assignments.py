@@ -1,0 +1,353 @@
+"""Queries over assignments and agent_responses: claims with leases, retries, dead letters, responses."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from aiventbus.store.database import Database
+
+COLUMNS = (
+    "seq, id, event_id, agent_id, topic, lane, status, attempts, available_at, lease_expires_at, worker, last_error,"
+    " response_id, created_at, updated_at"
+)
+RESPONSE_COLUMNS = (
+    "id, event_id, agent_id, assignment_id, trace_id, model, raw_text, response, summary, taint, prompt_tokens,"
+    " eval_tokens, response_event_id, created_at"
+)
+
+
+class AssignmentStatus(StrEnum):
+    pending = "pending"
+    claimed = "claimed"
+    completed = "completed"
+    failed = "failed"
+
+
+class Assignment(BaseModel):
+    """One event handed to one agent."""
+
+    seq: int = 0
+    id: str
+    event_id: str
+    agent_id: str
+    topic: str
+    lane: str
+    status: AssignmentStatus = AssignmentStatus.pending
+    attempts: int = 0
+    available_at: float
+    lease_expires_at: float | None = None
+    worker: str | None = None
+    last_error: str | None = None
+    response_id: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class AgentResponseRecord(BaseModel):
+    id: str
+    event_id: str
+    agent_id: str
+    assignment_id: str
+    trace_id: str
+    model: str
+    raw_text: str
+    response: dict[str, Any] | None
+    summary: str | None
+    taint: list[str]
+    prompt_tokens: int
+    eval_tokens: int
+    response_event_id: str | None
+    created_at: float
+
+
+def row_to_assignment(row: sqlite3.Row) -> Assignment:
+    return Assignment.model_validate(dict(row))
+
+
+def row_to_response(row: sqlite3.Row) -> AgentResponseRecord:
+    data = dict(row)
+    data["response"] = json.loads(data["response"]) if data["response"] else None
+    data["taint"] = json.loads(data["taint"])
+    return AgentResponseRecord.model_validate(data)
+
+
+def insert_assignment(conn: sqlite3.Connection, assignment: Assignment) -> Assignment | None:
+    """Insert unless the event already has an assignment for that agent; returns it with its seq."""
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO assignments (id, event_id, agent_id, topic, lane, status, attempts, available_at,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+        (
+            assignment.id,
+            assignment.event_id,
+            assignment.agent_id,
+            assignment.topic,
+            assignment.lane,
+            assignment.available_at,
+            assignment.created_at,
+            assignment.updated_at,
+        ),
+    )
+    if not cursor.rowcount:
+        return None
+    return assignment.model_copy(update={"seq": cursor.lastrowid or 0})
+
+
+def settle_event(conn: sqlite3.Connection, event_id: str) -> None:
+    """Once no assignment of the event is open, the event is completed (any success) or failed."""
+    open_count, completed = conn.execute(
+        "SELECT SUM(status IN ('pending', 'claimed')), SUM(status = 'completed') FROM assignments WHERE event_id = ?",
+        (event_id,),
+    ).fetchone()
+    if open_count:
+        return
+    conn.execute("UPDATE events SET status = ? WHERE id = ?", ("completed" if completed else "failed", event_id))
+
+
+@dataclass(frozen=True)
+class ResponseRow:
+    """What an agent run stores in agent_responses."""
+
+    id: str
+    event_id: str
+    agent_id: str
+    assignment_id: str
+    trace_id: str
+    model: str
+    raw_text: str
+    response: dict[str, Any] | None
+    summary: str | None
+    taint: list[str]
+    prompt_tokens: int
+    eval_tokens: int
+    created_at: float
+
+
+class AssignmentTable:
+    """State changes are conditional on the claim (status and worker), so a stale worker changes nothing."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, assignment_id: str) -> Assignment | None:
+        row = await self.db.fetch_one(f"SELECT {COLUMNS} FROM assignments WHERE id = ?", (assignment_id,))
+        return None if row is None else row_to_assignment(row)
+
+    async def for_event(self, event_id: str) -> list[Assignment]:
+        rows = await self.db.fetch_all(
+            f"SELECT {COLUMNS} FROM assignments WHERE event_id = ? ORDER BY seq", (event_id,)
+        )
+        return [row_to_assignment(row) for row in rows]
+
+    async def pending(self) -> list[Assignment]:
+        rows = await self.db.fetch_all(f"SELECT {COLUMNS} FROM assignments WHERE status = 'pending' ORDER BY seq")
+        return [row_to_assignment(row) for row in rows]
+
+    async def queue_depth(self) -> dict[str, int]:
+        rows = await self.db.fetch_all(
+            "SELECT lane, COUNT(*) AS n FROM assignments WHERE status = 'pending' GROUP BY lane"
+        )
+        return {row["lane"]: row["n"] for row in rows}
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.db.fetch_all("SELECT status, COUNT(*) AS n FROM assignments GROUP BY status")
+        return {row["status"]: row["n"] for row in rows}
+
+    async def claim(self, assignment_id: str, worker: str, now: float, lease_until: float) -> Assignment | None:
+        def job(conn: sqlite3.Connection) -> Assignment | None:
+            changed = conn.execute(
+                "UPDATE assignments SET status = 'claimed', worker = ?, lease_expires_at = ?, updated_at = ?"
+                " WHERE id = ? AND status = 'pending'",
+                (worker, lease_until, now, assignment_id),
+            ).rowcount
+            if not changed:
+                return None
+            row = conn.execute(f"SELECT {COLUMNS} FROM assignments WHERE id = ?", (assignment_id,)).fetchone()
+            return row_to_assignment(row)
+
+        return await self.db.write(job)
+
+    async def renew(self, assignment_id: str, worker: str, lease_until: float) -> bool:
+        changed = await self.db.execute(
+            "UPDATE assignments SET lease_expires_at = ? WHERE id = ? AND status = 'claimed' AND worker = ?",
+            (lease_until, assignment_id, worker),
+        )
+        return bool(changed)
+
+    async def release(self, assignment_ids: list[str], worker: str, now: float, error: str | None = None) -> None:
+        """Back to pending without spending an attempt (preempted, LLM unavailable, shutdown)."""
+        if not assignment_ids:
+            return
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE assignments SET status = 'pending', worker = NULL, lease_expires_at = NULL, updated_at = ?,"
+                " last_error = COALESCE(?, last_error) WHERE id = ? AND status = 'claimed' AND worker = ?",
+                [(now, error, assignment_id, worker) for assignment_id in assignment_ids],
+            )
+
+        await self.db.write(job)
+
+    async def release_all(self, worker: str, now: float) -> int:
+        """Give back every claim `worker` still holds (graceful shutdown), spending no attempt."""
+        return await self.db.execute(
+            "UPDATE assignments SET status = 'pending', worker = NULL, lease_expires_at = NULL, updated_at = ?"
+            " WHERE status = 'claimed' AND worker = ?",
+            (now, worker),
+        )
+
+    async def fail(
+        self, assignment_id: str, worker: str, now: float, error: str, retry_at: float | None
+    ) -> AssignmentStatus | None:
+        """Spend an attempt: pending again at `retry_at`, or failed (dead letter) when it is None."""
+
+        def job(conn: sqlite3.Connection) -> AssignmentStatus | None:
+            row = conn.execute(
+                "SELECT event_id FROM assignments WHERE id = ? AND status = 'claimed' AND worker = ?",
+                (assignment_id, worker),
+            ).fetchone()
+            if row is None:
+                return None
+            status = AssignmentStatus.pending if retry_at is not None else AssignmentStatus.failed
+            conn.execute(
+                "UPDATE assignments SET status = ?, attempts = attempts + 1, worker = NULL, lease_expires_at = NULL,"
+                " available_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                (status.value, retry_at if retry_at is not None else now, error[:2000], now, assignment_id),
+            )
+            if status is AssignmentStatus.failed:
+                settle_event(conn, row["event_id"])
+            return status
+
+        return await self.db.write(job)
+
+    async def complete(self, assignment_id: str, worker: str, now: float, response: ResponseRow | None) -> bool:
+        """Store the response and complete the claim in one transaction; False when the claim was lost."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT event_id FROM assignments WHERE id = ? AND status = 'claimed' AND worker = ?",
+                (assignment_id, worker),
+            ).fetchone()
+            if row is None:
+                return False
+            if response is not None:
+                _insert_response(conn, response)
+            conn.execute(
+                "UPDATE assignments SET status = 'completed', worker = NULL, lease_expires_at = NULL,"
+                " response_id = ?, updated_at = ? WHERE id = ?",
+                (response.id if response else None, now, assignment_id),
+            )
+            settle_event(conn, row["event_id"])
+            return True
+
+        return await self.db.write(job)
+
+    async def dead_letter(self, assignment_id: str, worker: str, now: float, error: str, raw: ResponseRow) -> bool:
+        """Fail for good without retries (e.g. unparseable output), keeping the raw text as a response row."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT event_id FROM assignments WHERE id = ? AND status = 'claimed' AND worker = ?",
+                (assignment_id, worker),
+            ).fetchone()
+            if row is None:
+                return False
+            _insert_response(conn, raw)
+            conn.execute(
+                "UPDATE assignments SET status = 'failed', attempts = attempts + 1, worker = NULL,"
+                " lease_expires_at = NULL, last_error = ?, response_id = ?, updated_at = ? WHERE id = ?",
+                (error[:2000], raw.id, now, assignment_id),
+            )
+            settle_event(conn, row["event_id"])
+            return True
+
+        return await self.db.write(job)
+
+    async def reclaim_expired(
+        self, now: float, max_attempts: int, keep: frozenset[str]
+    ) -> tuple[list[Assignment], list[Assignment]]:
+        """Claims whose lease ran out (their worker died): (back to pending, dead-lettered). `keep` is skipped."""
+
+        def job(conn: sqlite3.Connection) -> tuple[list[Assignment], list[Assignment]]:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM assignments WHERE status = 'claimed' AND lease_expires_at < ?", (now,)
+            ).fetchall()
+            requeued: list[Assignment] = []
+            dead: list[Assignment] = []
+            for row in rows:
+                if row["id"] in keep:
+                    continue
+                attempts = row["attempts"] + 1
+                status = "failed" if attempts >= max_attempts else "pending"
+                conn.execute(
+                    "UPDATE assignments SET status = ?, attempts = ?, worker = NULL, lease_expires_at = NULL,"
+                    " available_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                    (status, attempts, now, f"lease of worker {row['worker']} expired", now, row["id"]),
+                )
+                fresh = row_to_assignment(
+                    conn.execute(f"SELECT {COLUMNS} FROM assignments WHERE id = ?", (row["id"],)).fetchone()
+                )
+                if status == "failed":
+                    settle_event(conn, row["event_id"])
+                    dead.append(fresh)
+                else:
+                    requeued.append(fresh)
+            return requeued, dead
+
+        return await self.db.write(job)
+
+    async def fail_for_agent(self, agent_id: str, now: float, error: str) -> int:
+        """Dead-letter the pending work of an agent that was deleted."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            events = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT event_id FROM assignments WHERE agent_id = ? AND status = 'pending'", (agent_id,)
+                )
+            ]
+            changed = conn.execute(
+                "UPDATE assignments SET status = 'failed', last_error = ?, updated_at = ?"
+                " WHERE agent_id = ? AND status = 'pending'",
+                (error, now, agent_id),
+            ).rowcount
+            for event_id in events:
+                settle_event(conn, event_id)
+            return changed
+
+        return await self.db.write(job)
+
+    async def set_response_event(self, response_id: str, event_id: str) -> None:
+        await self.db.execute("UPDATE agent_responses SET response_event_id = ? WHERE id = ?", (event_id, response_id))
+
+    async def responses_for_event(self, event_id: str) -> list[AgentResponseRecord]:
+        rows = await self.db.fetch_all(
+            f"SELECT {RESPONSE_COLUMNS} FROM agent_responses WHERE event_id = ? ORDER BY created_at, id", (event_id,)
+        )
+        return [row_to_response(row) for row in rows]
+
+
+def _insert_response(conn: sqlite3.Connection, response: ResponseRow) -> None:
+    conn.execute(
+        f"INSERT INTO agent_responses ({RESPONSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+        (
+            response.id,
+            response.event_id,
+            response.agent_id,
+            response.assignment_id,
+            response.trace_id,
+            response.model,
+            response.raw_text,
+            json.dumps(response.response) if response.response is not None else None,
+            response.summary,
+            json.dumps(response.taint),
+            response.prompt_tokens,
+            response.eval_tokens,
+            response.created_at,
+        ),
+    )

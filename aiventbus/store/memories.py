@@ -1,0 +1,214 @@
+"""Queries over memories, their FTS5 index, the sqlite-vec vectors and the distilled-response log."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from aiventbus.core.memory.model import Memory
+from aiventbus.core.memory.search import SearchWeights
+from aiventbus.store.database import Database
+
+COLUMNS = (
+    "m.seq, m.id, m.kind, m.scope, m.content, m.importance, m.seen_count, m.source_event_id, m.trace_id,"
+    " m.agent_id, m.response_id, m.taint, m.created_by, m.created_at, m.updated_at, m.last_recalled_at,"
+    " m.recall_count, m.superseded_by"
+)
+VECTOR_TABLE = "memory_vectors"
+
+
+def row_to_memory(row: sqlite3.Row, score: float | None = None) -> Memory:
+    return Memory(
+        id=row["id"],
+        kind=row["kind"],
+        scope=row["scope"],
+        content=row["content"],
+        importance=row["importance"],
+        seen_count=row["seen_count"],
+        source_event_id=row["source_event_id"],
+        trace_id=row["trace_id"],
+        agent_id=row["agent_id"],
+        response_id=row["response_id"],
+        taint=json.loads(row["taint"]),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_recalled_at=row["last_recalled_at"],
+        recall_count=row["recall_count"],
+        superseded_by=row["superseded_by"],
+        score=score,
+    )
+
+
+def insert_memory(conn: sqlite3.Connection, memory: Memory) -> int:
+    """Insert inside a writer job; returns the row's seq (the FTS and vector rowid)."""
+    cursor = conn.execute(
+        "INSERT INTO memories (id, kind, scope, content, importance, seen_count, source_event_id, trace_id,"
+        " agent_id, response_id, taint, created_by, created_at, updated_at, last_recalled_at, recall_count,"
+        " superseded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            memory.id,
+            memory.kind,
+            memory.scope,
+            memory.content,
+            memory.importance,
+            memory.seen_count,
+            memory.source_event_id,
+            memory.trace_id,
+            memory.agent_id,
+            memory.response_id,
+            json.dumps(memory.taint),
+            memory.created_by,
+            memory.created_at,
+            memory.updated_at,
+            memory.last_recalled_at,
+            memory.recall_count,
+            memory.superseded_by,
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def merge_into(conn: sqlite3.Connection, target_id: str, importance: float, taint: list[str], now: float) -> bool:
+    """A repeat of `target_id`: count it, lift its importance, widen its taint; False if it is gone."""
+    row = conn.execute("SELECT importance, taint FROM memories WHERE id = ?", (target_id,)).fetchone()
+    if row is None:
+        return False
+    lifted = min(1.0, max(row["importance"], importance) + 0.05)
+    merged_taint = sorted(set(json.loads(row["taint"])) | set(taint))
+    conn.execute(
+        "UPDATE memories SET seen_count = seen_count + 1, importance = ?, taint = ?, updated_at = ? WHERE id = ?",
+        (lifted, json.dumps(merged_taint), now, target_id),
+    )
+    return True
+
+
+def supersede(conn: sqlite3.Connection, old_id: str, new_id: str, now: float) -> None:
+    conn.execute("UPDATE memories SET superseded_by = ?, updated_at = ? WHERE id = ?", (new_id, now, old_id))
+
+
+def vector_blob(vector: Sequence[float]) -> bytes:
+    return struct.pack(f"{len(vector)}f", *vector)
+
+
+def create_vector_table(conn: sqlite3.Connection, dimensions: int) -> None:
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {VECTOR_TABLE} USING vec0(embedding float[{int(dimensions)}])")
+
+
+def upsert_vector(conn: sqlite3.Connection, seq: int, vector: Sequence[float]) -> None:
+    conn.execute(f"DELETE FROM {VECTOR_TABLE} WHERE rowid = ?", (seq,))
+    conn.execute(f"INSERT INTO {VECTOR_TABLE} (rowid, embedding) VALUES (?, ?)", (seq, vector_blob(vector)))
+
+
+def _filters(scopes: list[str] | None, kind: str | None, include_superseded: bool) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if not include_superseded:
+        clauses.append("m.superseded_by IS NULL")
+    if scopes is not None:
+        clauses.append(f"m.scope IN ({','.join('?' * len(scopes))})")
+        params.extend(scopes)
+    if kind is not None:
+        clauses.append("m.kind = ?")
+        params.append(kind)
+    return clauses, params
+
+
+class MemoryTable:
+    """Reads and writes of memories; every write goes through the one writer."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, memory: Memory) -> int:
+        return await self.db.write(lambda conn: insert_memory(conn, memory))
+
+    async def get(self, memory_id: str) -> Memory | None:
+        row = await self.db.fetch_one(f"SELECT {COLUMNS} FROM memories m WHERE m.id = ?", (memory_id,))
+        return None if row is None else row_to_memory(row)
+
+    async def seq_of(self, memory_id: str) -> int | None:
+        value = await self.db.fetch_value("SELECT seq FROM memories WHERE id = ?", (memory_id,))
+        return None if value is None else int(value)
+
+    async def list_filtered(
+        self, scopes: list[str] | None, kind: str | None, limit: int, include_superseded: bool = False
+    ) -> list[Memory]:
+        """Most important first, then newest."""
+        clauses, params = _filters(scopes, kind, include_superseded)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self.db.fetch_all(
+            f"SELECT {COLUMNS} FROM memories m {where} ORDER BY m.importance DESC, m.seq DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [row_to_memory(row) for row in rows]
+
+    async def search(
+        self,
+        match: str,
+        scopes: list[str] | None,
+        kind: str | None,
+        limit: int,
+        now: float,
+        weights: SearchWeights,
+    ) -> list[Memory]:
+        """FTS5 BM25 hits, weighted by importance and recency (see SearchWeights), best first."""
+        clauses, params = _filters(scopes, kind, include_superseded=False)
+        extra = "".join(f" AND {clause}" for clause in clauses)
+        score = (
+            "(-bm25(memories_fts)) * (1.0 + ? * m.importance) * (1.0 + 1.0 / (1.0 + max(0.0, ? - m.created_at) / ?))"
+        )
+        rows = await self.db.fetch_all(
+            f"SELECT {COLUMNS}, {score} AS score FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid"
+            f" WHERE memories_fts MATCH ?{extra} ORDER BY score DESC LIMIT ?",
+            [weights.importance_weight, now, weights.half_life_seconds, match, *params, limit],
+        )
+        return [row_to_memory(row, score=row["score"]) for row in rows]
+
+    async def nearest(
+        self, vector: Sequence[float], scopes: list[str] | None, kind: str | None, limit: int, candidates: int
+    ) -> list[Memory]:
+        """The `candidates` nearest vectors (sqlite-vec KNN), filtered, closest first."""
+        clauses, params = _filters(scopes, kind, include_superseded=False)
+        extra = "".join(f" AND {clause}" for clause in clauses)
+        rows = await self.db.fetch_all(
+            f"WITH knn AS (SELECT rowid, distance FROM {VECTOR_TABLE} WHERE embedding MATCH ? AND k = ?)"
+            f" SELECT {COLUMNS}, knn.distance AS distance FROM knn JOIN memories m ON m.seq = knn.rowid"
+            f" WHERE 1 = 1{extra} ORDER BY knn.distance LIMIT ?",
+            [vector_blob(vector), candidates, *params, limit],
+        )
+        return [row_to_memory(row, score=-float(row["distance"])) for row in rows]
+
+    async def set_importance(self, memory_id: str, importance: float, now: float) -> bool:
+        changed = await self.db.execute(
+            "UPDATE memories SET importance = ?, updated_at = ? WHERE id = ?", (importance, now, memory_id)
+        )
+        return changed > 0
+
+    async def delete(self, memory_id: str, with_vector: bool) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT seq FROM memories WHERE id = ?", (memory_id,)).fetchone()
+            if row is None:
+                return False
+            if with_vector:
+                conn.execute(f"DELETE FROM {VECTOR_TABLE} WHERE rowid = ?", (row["seq"],))
+            conn.execute("UPDATE memories SET superseded_by = NULL WHERE superseded_by = ?", (memory_id,))
+            conn.execute("DELETE FROM memories WHERE seq = ?", (row["seq"],))
+            return True
+
+        return await self.db.write(job)
+
+    async def mark_recalled(self, memory_ids: list[str], now: float) -> None:
+        if not memory_ids:
+            return
+        marks = ",".join("?" * len(memory_ids))
+        await self.db.execute(
+            f"UPDATE memories SET last_recalled_at = ?, recall_count = recall_count + 1 WHERE id IN ({marks})",
+            [now, *memory_ids],
+        )
+
+    async def count(self) -> int:
+        return int(await self.db.fetch_value("SELECT COUNT(*) FROM memories") or 0)

