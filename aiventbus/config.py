@@ -107,6 +107,9 @@ class ProducersConfig(Section):
         None, description="Bus for notifications (default: $DBUS_SESSION_BUS_ADDRESS)"
     )
     webhook_max_body_bytes: int = Field(262_144, ge=256, description="Largest accepted webhook body in bytes")
+    unavailable_recheck_seconds: float = Field(
+        60.0, gt=0, description="How often an unavailable producer is tried again (a folder or display may appear)"
+    )
     max_pending_per_producer: int = Field(
         256, ge=1, description="Distinct values a producer holds while rate limited (older ones are coalesced)"
     )
@@ -206,6 +209,9 @@ class MemoryConfig(Section):
     search_importance_weight: float = Field(1.0, ge=0, description="How much importance lifts a search hit")
     search_recency_half_life_days: float = Field(
         30.0, gt=0, description="Age in days at which recency weighting halves a hit's lift"
+    )
+    search_window: int = Field(
+        1000, ge=10, description="Newest matches of a search that are scored (older ones only when too few hit)"
     )
     context_answer_tokens: int = Field(
         1024, ge=64, description="Tokens kept free for the answer when the agent sets no max_tokens"

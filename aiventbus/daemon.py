@@ -128,7 +128,9 @@ class Daemon:
         from aiventbus.store.agents import AgentTable
         from aiventbus.store.assignments import AssignmentTable
 
-        self.agents = AgentRegistry(AgentTable(self.db), self.config.ollama.default_model, clock=self.clock)
+        self.agents = AgentRegistry(
+            AgentTable(self.db), self.config.ollama.default_model, clock=self.clock, checker=self.llm
+        )
         self.scheduler = Scheduler(
             AssignmentTable(self.db),
             self.config.lanes,

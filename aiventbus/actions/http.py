@@ -20,9 +20,9 @@ KEPT_HEADERS = ("content-type", "content-length", "location", "date", "last-modi
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
-    """Every address the system resolver gives for `host`."""
+    """Every address the system resolver gives for `host`, IPv4 first (the pinned connection uses the first)."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
+    return sorted({str(info[4][0]) for info in infos}, key=lambda address: (":" in address, address))
 
 
 def address_problem(address: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aiventbus.cli import actions, events, knowledge, memory, producers, query
+from aiventbus.cli import actions, agents, events, knowledge, memory, producers, query
 from aiventbus.cli.client import set_config_path
 
 app = typer.Typer(
@@ -29,6 +29,8 @@ app.add_typer(actions.actions_app, name="actions")
 app.add_typer(actions.backups_app, name="backups")
 app.add_typer(knowledge.app, name="knowledge")
 app.add_typer(memory.app, name="memory")
+app.add_typer(agents.agents_app, name="agents")
+app.add_typer(agents.rules_app, name="rules")
 # Command groups added by later stages register here (see each cli module's `register`).
 
 

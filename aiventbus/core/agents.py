@@ -36,7 +36,7 @@ from aiventbus.errors import (
     StructuredOutputError,
     ValidationFailed,
 )
-from aiventbus.llm.base import ChatRequest, ChatResult, LLMProvider
+from aiventbus.llm.base import ChatRequest, ChatResult, LLMProvider, ModelCheck
 from aiventbus.llm.registry import LLMRegistry
 from aiventbus.llm.structured import AgentResponse, agent_response_schema, parse_agent_response, repair_messages
 from aiventbus.store.agents import AgentTable
@@ -60,24 +60,50 @@ class ProposalHandler(Protocol):
     async def handle_proposals(self, proposals: list[Any], ctx: RunContext) -> Any: ...
 
 
+class ModelChecker(Protocol):
+    """daemon.llm's check: records whether the server has the model, for the status."""
+
+    async def check(self, kind: str, base_url: str | None, model: str, *, fresh: bool = False) -> ModelCheck: ...
+
+
 class AgentRegistry:
     """Agents and routing rules, kept in memory for the router and written through to the store."""
 
     name = "agents"
 
-    def __init__(self, table: AgentTable, default_model: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        table: AgentTable,
+        default_model: str,
+        clock: Callable[[], float] = time.time,
+        checker: ModelChecker | None = None,
+    ) -> None:
         self.table = table
         self.default_model = default_model
         self.clock = clock
+        self.checker = checker
         self._agents: dict[str, AgentSpec] = {}
         self._rules: dict[str, RoutingRule] = {}
+        self._checks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self._agents = {agent.id: agent for agent in await self.table.load_agents()}
         self._rules = {rule.id: rule for rule in await self.table.load_rules()}
+        for agent in self._agents.values():
+            self._check_model(agent)
 
     async def stop(self) -> None:
-        return None
+        for task in self._checks:
+            task.cancel()
+        await asyncio.gather(*self._checks, return_exceptions=True)
+
+    def _check_model(self, agent: AgentSpec) -> None:
+        """Ask the agent's server about its model in the background, so the status shows a missing one at once."""
+        if self.checker is None or not agent.enabled:
+            return
+        task = asyncio.create_task(self.checker.check(agent.provider, agent.base_url, agent.model, fresh=True))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
 
     def status(self) -> dict[str, int]:
         return {
@@ -110,6 +136,7 @@ class AgentRegistry:
         agent = AgentSpec(id=agent_id_for(incoming.name), created_at=now, updated_at=now, **data)
         await self.table.insert_agent(agent)
         self._agents[agent.id] = agent
+        self._check_model(agent)
         return agent
 
     async def update(self, agent_id: str, patch: AgentPatch) -> AgentSpec:
@@ -122,6 +149,8 @@ class AgentRegistry:
         AgentSpec.model_validate(updated.model_dump())
         await self.table.update_agent(updated)
         self._agents[agent_id] = updated
+        if changes.keys() & {"provider", "base_url", "model", "enabled"}:
+            self._check_model(updated)
         return updated
 
     async def set_enabled(self, agent_id: str, enabled: bool) -> AgentSpec:
@@ -402,9 +431,11 @@ class AgentRunner:
     async def _outage(self, agent: AgentSpec, error: LLMUnavailable) -> None:
         """One system.llm_unavailable per outage of a (server, model); daemon.llm shows it in the status."""
         base_url = self.base_url_of(agent)
-        if not self.llm.note_failure(agent.provider, base_url, agent.model, error.detail, error.fix):
+        self.llm.note_failure(agent.provider, base_url, agent.model, error.detail, error.fix)
+        key = f"{agent.provider}:{base_url}:{agent.model}"
+        if key in self._outage_started:
             return
-        self._outage_started[f"{agent.provider}:{base_url}:{agent.model}"] = self.clock()
+        self._outage_started[key] = self.clock()
         await self.bus.publish_system(
             "llm_unavailable",
             {
@@ -418,15 +449,16 @@ class AgentRunner:
 
     async def _recovered(self, agent: AgentSpec) -> None:
         base_url = self.base_url_of(agent)
-        if not self.llm.note_success(agent.provider, base_url, agent.model):
-            return
+        self.llm.note_success(agent.provider, base_url, agent.model)
         since = self._outage_started.pop(f"{agent.provider}:{base_url}:{agent.model}", None)
+        if since is None:
+            return
         await self.bus.publish_system(
             "llm_recovered",
             {
                 "provider": agent.provider,
                 "base_url": base_url,
                 "model": agent.model,
-                "down_seconds": round(self.clock() - since, 3) if since is not None else None,
+                "down_seconds": round(self.clock() - since, 3),
             },
         )

@@ -329,8 +329,9 @@ class Executor:
                     trace_id=record.trace_id,
                     source=source,
                 ),
-                # A record of what happened must not be lost to fan-out; agents it triggers still meet the limits.
-                enforce_limits=False,
+                # A result hangs off a response the limits admitted, and must not be lost to its fan-out. Without
+                # that response (the limits refused it), results meet the limits, so no loop can grow through them.
+                enforce_limits=record.response_event_id is None,
             )
         except AiventbusError as error:
             log.warning("result of %s not published: %s", record.id, error.detail)

@@ -106,6 +106,10 @@ class Platform(Protocol):
         """The command following the system log as JSON lines."""
         ...
 
+    def bus_addresses(self) -> tuple[str, str]:
+        """The DBus (system, session) bus addresses; empty where there is no DBus."""
+        ...
+
     async def notify(self, title: str, message: str, urgency: str = "normal") -> None:
         """Show a desktop notification (raises CapabilityUnavailable / PlatformCommandFailed)."""
         ...

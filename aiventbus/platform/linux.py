@@ -203,6 +203,9 @@ class LinuxPlatform:
     def system_log_command(self) -> list[str]:
         return self.custom_log_command or ["journalctl", "--follow", "--output=json", "--lines=0"]
 
+    def bus_addresses(self) -> tuple[str, str]:
+        return self.system_bus, self.session_bus
+
     def helper_env(self) -> dict[str, str]:
         env = dict(self.env)
         if self.session_bus:

@@ -89,6 +89,9 @@ class MacOSPlatform:
     def system_log_command(self) -> list[str]:
         return self.custom_log_command or ["log", "stream", "--style", "ndjson"]
 
+    def bus_addresses(self) -> tuple[str, str]:
+        return "", ""
+
     async def notify(self, title: str, message: str, urgency: str = "normal") -> None:
         check_notification(title, message, urgency)
         self._require(NOTIFICATIONS_OUTBOUND)

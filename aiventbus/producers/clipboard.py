@@ -1,4 +1,4 @@
-"""clipboard.text on every change: xclip/pbpaste polling, or wl-paste --watch on Wayland."""
+"""clipboard.text on every change: read when the platform reports a change, by polling, or via wl-paste --watch."""
 
 from __future__ import annotations
 
@@ -95,11 +95,11 @@ class ClipboardProducer:
             self.last_text = await self._read(command)
             self.watching = True
             # One read per chunk, however many changes it reports: a burst of copies costs one xclip run.
-            while chunk := await process.stdout.read(65_536):
-                if b"changed" in chunk:
-                    text = await self._read(command)
-                    if text is not None:
-                        self.observe(text, outlet)
+            # After `ready` the helper prints only change lines: any chunk means at least one change.
+            while await process.stdout.read(65_536):
+                text = await self._read(command)
+                if text is not None:
+                    self.observe(text, outlet)
         except TimeoutError:
             return False
         finally:

@@ -1,4 +1,5 @@
-"""session.locked|unlocked from login1's Lock/Unlock signals, believed only from the name's real owner."""
+"""session.locked|unlocked from login1's Lock/Unlock signals and LockedHint changes, believed only from the
+name's real owner."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiventbus.producers.outlet import Outlet
 
 LOGIN1 = "org.freedesktop.login1"
 SESSION_INTERFACE = "org.freedesktop.login1.Session"
+PROPERTIES_INTERFACE = "org.freedesktop.DBus.Properties"
 TOPICS = {"Lock": "session.locked", "Unlock": "session.unlocked"}
 
 
@@ -25,6 +27,7 @@ class SessionLockProducer:
         self.owner: str | None = None
         self.listening = False
         self.ignored_signals = 0
+        self.locked: dict[str, bool] = {}
 
     def details(self) -> dict[str, Any]:
         return {
@@ -41,12 +44,33 @@ class SessionLockProducer:
         if message.sender == DBUS_NAME and message.member == "NameOwnerChanged" and message.body[0] == LOGIN1:
             self.owner = message.body[2] or None
             return
-        if message.interface != SESSION_INTERFACE or message.member not in TOPICS:
+        locked = self._lock_state(message)
+        if locked is None:
             return
         if self.owner is None or message.sender != self.owner:
             self.ignored_signals += 1
             return
-        outlet.offer(TOPICS[message.member], {"session_path": message.path, "sender": LOGIN1})
+        path = str(message.path)
+        if self.locked.get(path) is locked:
+            return  # Lock then LockedHint=true is one lock, not two
+        self.locked[path] = locked
+        topic = "session.locked" if locked else "session.unlocked"
+        outlet.offer(topic, {"session_path": path, "sender": LOGIN1})
+
+    @staticmethod
+    def _lock_state(message: Message) -> bool | None:
+        """True/False for a Lock/Unlock signal or a LockedHint change on a Session; None for anything else."""
+        if message.interface == SESSION_INTERFACE and message.member in TOPICS:
+            return message.member == "Lock"
+        if (
+            message.interface == PROPERTIES_INTERFACE
+            and message.member == "PropertiesChanged"
+            and message.body
+            and message.body[0] == SESSION_INTERFACE
+            and "LockedHint" in message.body[1]
+        ):
+            return bool(message.body[1]["LockedHint"].value)
+        return None
 
     async def run(self, outlet: Outlet) -> None:
         bus = await connect(self.address, SESSION_LOCK, "dbus_system_bus_address")
@@ -55,6 +79,7 @@ class SessionLockProducer:
             rules = [
                 f"type='signal',sender='{DBUS_NAME}',member='NameOwnerChanged',arg0='{LOGIN1}'",
                 f"type='signal',sender='{LOGIN1}',interface='{SESSION_INTERFACE}'",
+                f"type='signal',sender='{LOGIN1}',interface='{PROPERTIES_INTERFACE}',arg0='{SESSION_INTERFACE}'",
             ]
             for rule in rules:
                 answer = await bus.call(bus_call("AddMatch", "s", [rule]))

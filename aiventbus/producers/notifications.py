@@ -14,6 +14,9 @@ from aiventbus.producers.outlet import Outlet
 NOTIFY_RULE = "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"
 URGENCY = {0: "low", 1: "normal", 2: "critical"}
 MAX_TEXT = 4096
+# The daemon's own notifications (platform notify uses --app-name=aiventbus) are not events: an agent that
+# notifies must not trigger itself through the notification producer.
+OWN_APP_NAMES = frozenset({"aiventbus"})
 
 
 def parse_notify(message: Message) -> dict[str, Any] | None:
@@ -36,12 +39,14 @@ class NotificationsProducer:
     source = "notification"
     capability = NOTIFICATIONS_INBOUND
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, ignore_apps: frozenset[str] = OWN_APP_NAMES) -> None:
         self.address = address
+        self.ignore_apps = ignore_apps
         self.listening = False
+        self.ignored = 0
 
     def details(self) -> dict[str, Any]:
-        return {"bus": self.address, "listening": self.listening}
+        return {"bus": self.address, "listening": self.listening, "ignored_own": self.ignored}
 
     async def run(self, outlet: Outlet) -> None:
         bus = await connect(self.address, NOTIFICATIONS_INBOUND, "dbus_session_bus_address")
@@ -58,7 +63,9 @@ class NotificationsProducer:
 
             def on_message(message: Message) -> bool:
                 payload = parse_notify(message)
-                if payload is not None:
+                if payload is not None and payload["app"] in self.ignore_apps:
+                    self.ignored += 1
+                elif payload is not None:
                     outlet.offer("notification.received", payload)
                 # A monitor must never answer: claiming every message keeps dbus-fast from replying.
                 return True

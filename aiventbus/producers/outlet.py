@@ -155,10 +155,11 @@ class Outlet:
                 if wait > 0:
                     await self.sleep(wait)
                     continue
-                item = self.queue.pop()
-                if item is None or not self.bucket.try_take():
+                if not self.bucket.try_take():
                     continue
-                await self._publish(item)
+                item = self.queue.pop()
+                if item is not None:
+                    await self._publish(item)
             self._idle.set()
 
     async def publish_now(self, topic: str, payload: dict[str, Any], priority: Priority = Priority.normal) -> Event:

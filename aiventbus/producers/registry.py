@@ -51,8 +51,7 @@ def build_producers(
     clock: Callable[[], float] = time.time,
 ) -> list[tuple[Producer, bool]]:
     """Every producer with whether the config switches it on."""
-    linux_bus = getattr(platform, "system_bus", "")
-    session_bus = getattr(platform, "session_bus", "")
+    system_bus, session_bus = platform.bus_addresses()
     return [
         (
             ClipboardProducer(platform, config.clipboard_poll_interval_seconds, config.clipboard_max_chars),
@@ -60,8 +59,8 @@ def build_producers(
         ),
         (FileWatcherProducer(config.file_watcher_paths, config.file_watcher_ignore), config.file_watcher_enabled),
         (SystemLogProducer(platform.system_log_command()), config.system_log_enabled),
-        (SessionLockProducer(str(linux_bus)), config.dbus_enabled),
-        (NotificationsProducer(str(session_bus)), config.dbus_enabled and config.notifications_enabled),
+        (SessionLockProducer(system_bus), config.dbus_enabled),
+        (NotificationsProducer(session_bus), config.dbus_enabled and config.notifications_enabled),
         (
             TerminalProducer(
                 config.terminal_history_files, spool_path(config, state_dir), config.terminal_poll_interval_seconds
@@ -138,12 +137,14 @@ class ProducerManager:
             if not runner.enabled:
                 runner.state = "disabled"
                 continue
-            name = runner.producer.capability
-            runner.capability = self.platform.capability(name) if name else BUILT_IN
-            if not runner.capability.available:
+            if not self._check(runner):
                 self._set(runner, "unavailable", runner.capability.reason, runner.capability.fix)
-                continue
             runner.task = asyncio.create_task(self._supervise(runner), name=f"producer:{runner.producer.name}")
+
+    def _check(self, runner: Runner) -> bool:
+        name = runner.producer.capability
+        runner.capability = self.platform.capability(name) if name else BUILT_IN
+        return runner.capability.available
 
     async def stop(self) -> None:
         tasks = [runner.task for runner in self.runners.values() if runner.task is not None]
@@ -156,8 +157,15 @@ class ProducerManager:
                 runner.state = "stopped"
 
     async def _supervise(self, runner: Runner) -> None:
+        """Run the producer; restart it with backoff when it fails, re-check it now and then when unavailable."""
         backoff = 1.0
+        recheck = self.config.unavailable_recheck_seconds
         while True:
+            if runner.state == "unavailable":
+                await asyncio.sleep(recheck)
+                if not self._check(runner):
+                    self._set(runner, "unavailable", runner.capability.reason, runner.capability.fix)
+                    continue
             self._set(runner, "running", runner.last_error, "")
             started = time.monotonic()
             try:
@@ -165,7 +173,7 @@ class ProducerManager:
                 error_text = "stopped on its own"
             except CapabilityUnavailable as error:
                 self._set(runner, "unavailable", error.reason, error.fix)
-                return
+                continue
             except asyncio.CancelledError:
                 raise
             except Exception as error:

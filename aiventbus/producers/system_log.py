@@ -32,6 +32,8 @@ def parse_log_line(line: str) -> tuple[str, dict[str, Any]] | None:
         return None
     if not isinstance(entry, dict):
         return None
+    if "eventMessage" in entry:
+        return _parse_unified_log(entry)
     try:
         priority = int(entry.get("PRIORITY", 6))
     except (TypeError, ValueError):
@@ -50,6 +52,25 @@ def parse_log_line(line: str) -> tuple[str, dict[str, Any]] | None:
         "timestamp": int(timestamp) / 1_000_000 if isinstance(timestamp, str) and timestamp.isdigit() else None,
     }
     return f"log.{level}", payload
+
+
+UNIFIED_LEVELS = {"Fault": 2, "Error": 3, "Default": 5, "Info": 6, "Debug": 7}
+
+
+def _parse_unified_log(entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """One line of `log stream --style ndjson` (the unified log format)."""
+    priority = UNIFIED_LEVELS.get(str(entry.get("messageType")), 5)
+    pid = entry.get("processID")
+    image = str(entry.get("processImagePath") or "")
+    payload: dict[str, Any] = {
+        "unit": str(entry.get("subsystem") or image.rsplit("/", 1)[-1]),
+        "identifier": image.rsplit("/", 1)[-1],
+        "message": _text(entry.get("eventMessage"))[:MAX_MESSAGE_CHARS],
+        "pid": pid if isinstance(pid, int) else None,
+        "priority": priority,
+        "timestamp": None,
+    }
+    return f"log.{LEVELS[priority]}", payload
 
 
 class SystemLogProducer:

@@ -17,6 +17,7 @@ from aiventbus.producers.outlet import Outlet
 
 MAX_READ_BYTES = 1_048_576
 MAX_COMMAND_CHARS = 4096
+SPOOL_ROTATE_BYTES = 1_048_576
 
 
 @dataclass
@@ -146,6 +147,7 @@ class TerminalProducer:
         self.poll_interval = poll_interval
         self.sleep = sleep
         self.polling = False
+        self.spool_rotate_bytes = SPOOL_ROTATE_BYTES
 
     def details(self) -> dict[str, Any]:
         return {
@@ -160,10 +162,21 @@ class TerminalProducer:
                 command = parse_history_line(line)
                 if command is not None:
                     outlet.offer("terminal.command", {"command": command[:MAX_COMMAND_CHARS], "via": "history"})
-        for line in self.spool.read_new():
+        lines = self.spool.read_new()
+        if self.spool.offset > self.spool_rotate_bytes:
+            lines += self._rotate_spool()
+        for line in lines:
             entry = parse_spool_line(line)
             if entry is not None:
                 outlet.offer("terminal.command", {**entry, "via": "hook"})
+
+    def _rotate_spool(self) -> list[str]:
+        """Move the read spool aside (the hook re-creates it on its next append) and read what raced in."""
+        old = self.spool.path.with_name(self.spool.path.name + ".old")
+        os.replace(self.spool.path, old)
+        leftover = FileTail(old, self.spool.offset, self.spool.inode, self.spool.partial).read_new()
+        self.spool = FileTail(self.spool.path, offset=0)
+        return leftover
 
     async def run(self, outlet: Outlet) -> None:
         self.spool.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -18,6 +18,10 @@ COLUMNS = (
     " m.recall_count, m.superseded_by"
 )
 VECTOR_TABLE = "memory_vectors"
+# Sign bits of each vector in sqlite-vec: a KNN scan over bits is ~8x cheaper than over floats; the float vectors
+# (a plain table, read by primary key) then rank the shortlist exactly (binary quantization with rescoring).
+BITS_TABLE = "memory_vector_bits"
+SHORTLIST_FACTOR = 2
 
 
 def row_to_memory(row: sqlite3.Row, score: float | None = None) -> Memory:
@@ -95,12 +99,20 @@ def vector_blob(vector: Sequence[float]) -> bytes:
 
 
 def create_vector_table(conn: sqlite3.Connection, dimensions: int) -> None:
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {VECTOR_TABLE} USING vec0(embedding float[{int(dimensions)}])")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {VECTOR_TABLE} (seq INTEGER PRIMARY KEY, embedding BLOB NOT NULL)")
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {BITS_TABLE} USING vec0(embedding bit[{int(dimensions)}])")
 
 
 def upsert_vector(conn: sqlite3.Connection, seq: int, vector: Sequence[float]) -> None:
-    conn.execute(f"DELETE FROM {VECTOR_TABLE} WHERE rowid = ?", (seq,))
-    conn.execute(f"INSERT INTO {VECTOR_TABLE} (rowid, embedding) VALUES (?, ?)", (seq, vector_blob(vector)))
+    delete_vector(conn, seq)
+    blob = vector_blob(vector)
+    conn.execute(f"INSERT INTO {VECTOR_TABLE} (seq, embedding) VALUES (?, ?)", (seq, blob))
+    conn.execute(f"INSERT INTO {BITS_TABLE} (rowid, embedding) VALUES (?, vec_quantize_binary(?))", (seq, blob))
+
+
+def delete_vector(conn: sqlite3.Connection, seq: int) -> None:
+    conn.execute(f"DELETE FROM {VECTOR_TABLE} WHERE seq = ?", (seq,))
+    conn.execute(f"DELETE FROM {BITS_TABLE} WHERE rowid = ?", (seq,))
 
 
 def _filters(scopes: list[str] | None, kind: str | None, include_superseded: bool) -> tuple[list[str], list[Any]]:
@@ -155,30 +167,63 @@ class MemoryTable:
         now: float,
         weights: SearchWeights,
     ) -> list[Memory]:
-        """FTS5 BM25 hits, weighted by importance and recency (see SearchWeights), best first."""
+        """FTS5 BM25 hits, weighted by importance and recency (see SearchWeights), best first.
+
+        With `weights.window`, only the newest `window` matches are scored (bm25 costs a lookup per match, so a common
+        term would otherwise score tens of thousands of rows); when that leaves fewer than `limit` hits in the
+        scopes, every match is scored."""
+        floor = await self._window_floor(match, weights.window) if weights.window else None
+        rows = await self._scored(match, scopes, kind, limit, now, weights, floor)
+        if floor is not None and len(rows) < limit:
+            rows = await self._scored(match, scopes, kind, limit, now, weights, None)
+        return [row_to_memory(row, score=row["score"]) for row in rows]
+
+    async def _window_floor(self, match: str, window: int) -> int | None:
+        """The seq of the window-th newest match, or None when there are fewer matches (no cut needed)."""
+        value = await self.db.fetch_value(
+            "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+            (match, window - 1),
+        )
+        return None if value is None else int(value)
+
+    async def _scored(
+        self,
+        match: str,
+        scopes: list[str] | None,
+        kind: str | None,
+        limit: int,
+        now: float,
+        weights: SearchWeights,
+        floor: int | None,
+    ) -> list[sqlite3.Row]:
         clauses, params = _filters(scopes, kind, include_superseded=False)
+        if floor is not None:
+            clauses.append("memories_fts.rowid >= ?")
+            params.append(floor)
         extra = "".join(f" AND {clause}" for clause in clauses)
         score = (
             "(-bm25(memories_fts)) * (1.0 + ? * m.importance) * (1.0 + 1.0 / (1.0 + max(0.0, ? - m.created_at) / ?))"
         )
-        rows = await self.db.fetch_all(
+        return await self.db.fetch_all(
             f"SELECT {COLUMNS}, {score} AS score FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid"
             f" WHERE memories_fts MATCH ?{extra} ORDER BY score DESC LIMIT ?",
             [weights.importance_weight, now, weights.half_life_seconds, match, *params, limit],
         )
-        return [row_to_memory(row, score=row["score"]) for row in rows]
 
     async def nearest(
         self, vector: Sequence[float], scopes: list[str] | None, kind: str | None, limit: int, candidates: int
     ) -> list[Memory]:
-        """The `candidates` nearest vectors (sqlite-vec KNN), filtered, closest first."""
+        """Nearest memories: a binary KNN shortlist of 2 x `candidates`, ranked by exact L2, filtered."""
         clauses, params = _filters(scopes, kind, include_superseded=False)
         extra = "".join(f" AND {clause}" for clause in clauses)
+        blob = vector_blob(vector)
         rows = await self.db.fetch_all(
-            f"WITH knn AS (SELECT rowid, distance FROM {VECTOR_TABLE} WHERE embedding MATCH ? AND k = ?)"
-            f" SELECT {COLUMNS}, knn.distance AS distance FROM knn JOIN memories m ON m.seq = knn.rowid"
-            f" WHERE 1 = 1{extra} ORDER BY knn.distance LIMIT ?",
-            [vector_blob(vector), candidates, *params, limit],
+            f"WITH short AS MATERIALIZED (SELECT rowid FROM {BITS_TABLE}"
+            f" WHERE embedding MATCH vec_quantize_binary(?) AND k = ?)"
+            f" SELECT {COLUMNS}, vec_distance_l2(v.embedding, ?) AS distance FROM short"
+            f" JOIN {VECTOR_TABLE} v ON v.seq = short.rowid JOIN memories m ON m.seq = v.seq"
+            f" WHERE 1 = 1{extra} ORDER BY distance LIMIT ?",
+            [blob, candidates * SHORTLIST_FACTOR, blob, *params, min(limit, candidates)],
         )
         return [row_to_memory(row, score=-float(row["distance"])) for row in rows]
 
@@ -194,7 +239,7 @@ class MemoryTable:
             if row is None:
                 return False
             if with_vector:
-                conn.execute(f"DELETE FROM {VECTOR_TABLE} WHERE rowid = ?", (row["seq"],))
+                delete_vector(conn, row["seq"])
             conn.execute("UPDATE memories SET superseded_by = NULL WHERE superseded_by = ?", (memory_id,))
             conn.execute("DELETE FROM memories WHERE seq = ?", (row["seq"],))
             return True

@@ -162,9 +162,11 @@ def main() -> None:
                 "file_watcher_enabled": True,
                 "file_watcher_paths": [str(root / "watched")],
             }
+            polling = {**on, "clipboard_x11_change_events": False}
             results = [
                 run_case("baseline", root, off, env, args.seconds),
                 run_case("clipboard+files", root, on, env, args.seconds),
+                run_case("clipboard(polling)+files", root, polling, env, args.seconds),
             ]
     finally:
         xvfb.terminate()

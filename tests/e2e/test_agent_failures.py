@@ -69,8 +69,14 @@ async def test_llm_down_waits_says_why_and_resumes_when_back(tmp_path: Path, mak
         problem = await eventually(problem_for_port)
         assert "cannot reach" in problem["problem"].lower() or "connect" in problem["problem"].lower()
         assert problem["fix"], "the status must say how to fix it"
-        waiting = await assignment_of(d.client, event["id"])
-        assert waiting is not None and waiting["status"] == "pending" and waiting["attempts"] == 0
+
+        async def waiting() -> bool:
+            found = await assignment_of(d.client, event["id"])
+            return found is not None and found["status"] == "pending" and bool(found["last_error"])
+
+        await eventually(waiting)  # it tried, found the server down, and waits without spending an attempt
+        found = await assignment_of(d.client, event["id"])
+        assert found is not None and found["attempts"] == 0
 
         server = make_ollama_server(port=port)  # the server comes up on the same port
         # A canned (valid) answer keeps this about waiting and resuming, not about the model's speed.
@@ -165,3 +171,19 @@ async def test_daemon_killed_mid_assignment_is_reclaimed_and_completed_once(tmp_
 
 async def _streaming(server: Any) -> bool:
     return bool(server.active_streams)
+
+
+async def test_missing_model_shows_in_the_status_with_its_fix(tmp_path: Path, ollama_server: Any) -> None:
+    async with running_daemon(tmp_path) as d:
+        body = {**agent_body(ollama_server.base_url, "gemma4:latest"), "name": "needs gemma"}
+        assert (await d.client.post("/api/v1/agents", json=body)).status_code == 201
+
+        async def reported() -> dict[str, str] | None:
+            status = (await d.anonymous.get("/api/v1/system/status")).json()
+            return next(
+                (p for p in status["problems"] if "gemma4" in p["problem"] and ollama_server.base_url in p["problem"]),
+                None,
+            )
+
+        problem = await eventually(reported, timeout=30)
+        assert "ollama pull gemma4" in problem["fix"]

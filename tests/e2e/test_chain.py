@@ -108,5 +108,9 @@ async def test_two_agents_triggering_each_other_are_stopped_by_the_chain_limit(
         limit = next(e for e in events if e["topic"] == "system.chain_limit")
         assert limit["payload"]["reason"] == "depth"
         assert max(e["depth"] for e in events) <= 7
-        failed = [e for e in events if e["topic"] == "action.emit_event.failed"]
-        assert failed and "chain limit" in failed[0]["payload"]["error"]
+        # Past the limit nothing more is admitted: the agent whose response was refused still had its emit_event
+        # recorded, failed by the same limit, and the loop ended there.
+        actions = (await d.client.get("/api/v1/actions/history", params={"trace_id": trace_id})).json()["actions"]
+        failed = [a for a in actions if a["status"] == "failed"]
+        assert failed and all("chain limit" in a["error"] for a in failed)
+        assert ollama_server.scripted, "the loop stopped before using every scripted reply"

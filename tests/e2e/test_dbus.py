@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbus_fast import Message
+from dbus_fast import Message, Variant
 from dbus_fast.aio import MessageBus
 
 from aiventbus.errors import ValidationFailed
@@ -54,6 +54,16 @@ def session_signal(member: str) -> Message:
     return Message.new_signal(SESSION_PATH, "org.freedesktop.login1.Session", member)
 
 
+def locked_hint(value: bool) -> Message:
+    return Message.new_signal(
+        SESSION_PATH,
+        "org.freedesktop.DBus.Properties",
+        "PropertiesChanged",
+        "sa{sv}as",
+        ["org.freedesktop.login1.Session", {"LockedHint": Variant("b", value)}, []],
+    )
+
+
 async def test_lock_and_unlock_from_the_login1_owner_only(
     daemon_on_bus: RunningDaemon, session_bus: SessionBus
 ) -> None:
@@ -74,11 +84,15 @@ async def test_lock_and_unlock_from_the_login1_owner_only(
         [unlocked] = await collector.wait_for(lambda e: e.topic.startswith("session."))
         await login1.send(session_signal("Lock"))
         await collector.wait_for(lambda e: e.topic.startswith("session."), count=2)
+        # A screen locker then sets LockedHint: the same lock, no second event; clearing it is an unlock.
+        await login1.send(locked_hint(True))
+        await login1.send(locked_hint(False))
+        await collector.wait_for(lambda e: e.topic.startswith("session."), count=3)
     finally:
         impostor.disconnect()
         login1.disconnect()
     topics = [e.topic for e in collector.events if e.topic.startswith("session.")]
-    assert topics == ["session.unlocked", "session.locked"], "the impostor's Lock is ignored"
+    assert topics == ["session.unlocked", "session.locked", "session.unlocked"], "the impostor's Lock is ignored"
     assert unlocked.payload == {"session_path": SESSION_PATH, "sender": "org.freedesktop.login1"}
     assert unlocked.source == "session" and unlocked.taint == []
     await until(lambda: producer.owner is None, "the owner's departure to be noticed")
@@ -111,15 +125,16 @@ async def test_notify_send_reaches_dunst_and_the_producer_sees_it(
     assert event.source == "notification" and event.taint == ["notification"]
     await until(lambda: dunst_count(dunst) > before, "dunst to count the notification")
 
-    # The outbound path the executor uses goes through the same bus, and is seen like any other.
+    # The daemon's own notifications (the executor's notify action) reach dunst but are not events,
+    # so an agent that notifies cannot trigger itself.
     platform = LinuxPlatform(env=dunst, session_bus_address=session_bus.address)
+    shown = dunst_count(dunst)
     await platform.notify("aiventbus", "agent finished", urgency="low")
-    outbound = await collector.wait_for(
-        lambda e: e.topic == "notification.received" and e.payload["app"] == "aiventbus"
-    )
-    assert outbound[0].payload["summary"] == "aiventbus" and outbound[0].payload["urgency"] == "low"
+    await until(lambda: dunst_count(dunst) > shown, "dunst to show the daemon's own notification")
+    await until(lambda: producer.ignored == 1, "the monitor to see and skip it")
+    assert not collector.matching(lambda e: e.topic == "notification.received" and e.payload["app"] == "aiventbus")
     report = {p["name"]: p for p in (await running.client.get("/api/v1/producers")).json()["producers"]}
-    assert report["notifications"]["state"] == "running" and report["notifications"]["events_emitted"] == 2
+    assert report["notifications"]["state"] == "running" and report["notifications"]["events_emitted"] == 1
     assert report["desktop"]["state"] == "running"
 
 

@@ -123,8 +123,9 @@ async def test_user_query_preempts_ambient_flood(tmp_path: Path, ollama_server: 
         response = await d.client.post("/api/v1/events/batch", json=flood)
         assert response.status_code == 200 and all(item["ok"] for item in response.json()["results"])
         await eventually(lambda: held.running == 1)
+        await eventually(lambda: daemon.scheduler.status()["ready"]["ambient"] == 999)
         depth = await daemon.scheduler.sample_queue_depth()
-        assert depth["ambient"] == 999  # one is generating, the rest wait
+        assert depth["ambient"] == 999  # one is generating, the rest wait (in the store too)
 
         query = {"topic": "user.query", "payload": {"text": "Say hello."}, "source": "user"}
         event = (await d.client.post("/api/v1/events", json=query)).json()

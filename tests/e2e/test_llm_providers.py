@@ -43,14 +43,14 @@ def agent_request(model: str, question: str = "The disk /home is 95% full.", max
 
 @pytest.fixture
 async def openai_provider(llama_server: LlamaServer) -> AsyncIterator[OpenAICompatProvider]:
-    provider = OpenAICompatProvider(llama_server.base_url, request_timeout_seconds=60)
+    provider = OpenAICompatProvider(llama_server.base_url, request_timeout_seconds=110)
     yield provider
     await provider.close()
 
 
 @pytest.fixture
 async def ollama_provider(ollama_server: OllamaServer) -> AsyncIterator[OllamaProvider]:
-    provider = OllamaProvider(ollama_server.base_url, request_timeout_seconds=60, keep_alive="10m")
+    provider = OllamaProvider(ollama_server.base_url, request_timeout_seconds=110, keep_alive="10m")
     yield provider
     await provider.close()
 

@@ -46,6 +46,29 @@ def test_priority_names_the_topic(priority: str, topic: str) -> None:
     assert parsed is not None and parsed[0] == topic
 
 
+def test_unified_log_lines_are_understood() -> None:
+    line = json.dumps(
+        {
+            "eventMessage": "Connection reset",
+            "messageType": "Error",
+            "processID": 311,
+            "subsystem": "com.example.sync",
+            "processImagePath": "/usr/libexec/syncd",
+        }
+    )
+    assert parse_log_line(line) == (
+        "log.err",
+        {
+            "unit": "com.example.sync",
+            "identifier": "syncd",
+            "message": "Connection reset",
+            "pid": 311,
+            "priority": 3,
+            "timestamp": None,
+        },
+    )
+
+
 def test_non_objects_are_not_events() -> None:
     assert parse_log_line("not json") is None
     assert parse_log_line("[1, 2]") is None

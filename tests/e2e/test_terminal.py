@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,7 +57,15 @@ def send(tmux: list[str], line: str) -> None:
     subprocess.run([*tmux, "send-keys", "-t", "t", "Enter"], check=True, timeout=10)
 
 
-async def test_bash_preexec_hook_under_tmux(tmp_path: Path, tmux: list[str]) -> None:
+SHELLS = {
+    "bash": "bash --norc --noprofile -i",
+    "zsh": "zsh -f -i",  # -f: no rc files, so only the hook is loaded
+}
+
+
+@pytest.mark.parametrize("shell_name", sorted(SHELLS))
+async def test_preexec_hook_in_a_real_shell_under_tmux(tmp_path: Path, tmux: list[str], shell_name: str) -> None:
+    require(shell_name)
     spool = tmp_path / "state" / "terminal-spool.log"
     workdir = tmp_path / "project dir"
     workdir.mkdir()
@@ -79,9 +88,9 @@ async def test_bash_preexec_hook_under_tmux(tmp_path: Path, tmux: list[str]) -> 
         await until(lambda: producer.spool.offset >= 0 and producer.history[0].offset >= 0, "the first poll")
 
         hook = tmp_path / "hook.sh"
-        hook.write_text(hook_snippet("bash", spool))
-        environment = f"HOME={tmp_path} PATH=/usr/bin:/bin TERM=xterm HISTFILE={tmp_path}/bash_history"
-        shell = f"env -i {environment} bash --norc --noprofile -i"
+        hook.write_text(hook_snippet(shell_name, spool))
+        environment = f"HOME={tmp_path} PATH=/usr/bin:/bin TERM=xterm HISTFILE={tmp_path}/{shell_name}_history"
+        shell = f"env -i {environment} {SHELLS[shell_name]}"
         new_session = [*tmux, "new-session", "-d", "-s", "t", "-x", "200", "-y", "50", shell]
         await asyncio.to_thread(subprocess.run, new_session, check=True, timeout=10)
         await asyncio.to_thread(send, tmux, f"source {hook}")
@@ -106,3 +115,34 @@ async def test_bash_preexec_hook_under_tmux(tmp_path: Path, tmux: list[str]) -> 
         [from_history] = await collector.wait_for(lambda e: e.payload.get("via") == "history")
         assert from_history.payload["command"] == "make deploy"
         assert not collector.matching(lambda e: "old command" in str(e.payload)), "history before start is skipped"
+
+
+async def test_the_spool_is_rotated_without_losing_lines(tmp_path: Path) -> None:
+    spool = tmp_path / "spool.log"
+    overrides = {
+        "producers": {
+            "terminal_monitor_enabled": True,
+            "terminal_spool_file": str(spool),
+            "terminal_history_files": [],
+            "terminal_poll_interval_seconds": 0.05,
+            "rate_limit_per_second": 1000,
+            "rate_limit_burst": 1000,
+        }
+    }
+    async with running_daemon(tmp_path, overrides) as running:
+        collector = EventCollector(running.daemon.bus)
+        producer = running.daemon.producers.get("terminal")
+        assert isinstance(producer, TerminalProducer)
+        producer.spool_rotate_bytes = 200
+        await until(lambda: producer.spool.offset >= 0, "the first poll")
+        cwd = base64.b64encode(b"/w").decode()
+        for batch in range(3):
+            with spool.open("a") as handle:  # as the hook does: open, append, close
+                for i in range(10):
+                    command = base64.b64encode(f"cmd {batch}-{i}".encode()).decode()
+                    handle.write(f"1764579600\t0\t{cwd}\t{command}\n")
+            await collector.wait_for(lambda e: e.topic == "terminal.command", count=10 * (batch + 1))
+        commands = sorted(e.payload["command"] for e in collector.events if e.topic == "terminal.command")
+        assert commands == sorted(f"cmd {b}-{i}" for b in range(3) for i in range(10))
+        assert (tmp_path / "spool.log.old").exists(), "the spool was rotated"
+        assert not spool.exists() or spool.stat().st_size < 1000

@@ -132,3 +132,28 @@ async def test_endpoints_need_the_token_and_are_in_openapi(daemon: RunningDaemon
     assert "404" in paths["/api/v1/events/{event_id}/assignments"]["get"]["responses"]
     assert "404" in paths["/api/v1/events/{event_id}/responses"]["get"]["responses"]
     assert "requestBody" in paths["/api/v1/agents"]["post"]
+
+
+async def test_cli_agents_and_rules(daemon: RunningDaemon, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.e2e.test_agent_flow import run_aibus
+    from tests.support.daemon import write_config
+
+    assert isinstance(tmp_path, Path)
+    config = write_config(tmp_path, port=daemon.daemon.config.server.port)
+    code, out, err = await run_aibus(config, "agents", "add", "general assistant", "--model", "m1", timeout=60)
+    assert code == 0, err
+    assert out.startswith("agent_general-assistant created")
+    code, out, _ = await run_aibus(config, "rules", "add", "user queries", "user.*", "agent_general-assistant")
+    assert code == 0 and "user.* -> agent_general-assistant" in out
+    code, out, _ = await run_aibus(config, "agents", "disable", "agent_general-assistant")
+    assert out.strip() == "agent_general-assistant disabled"
+    code, out, _ = await run_aibus(config, "agents", "list")
+    assert "agent_general-assistant" in out and "disabled" in out
+    code, out, _ = await run_aibus(config, "rules", "list")
+    assert "user.* -> agent_general-assistant" in out
+    code, _, err = await run_aibus(config, "rules", "add", "bad", "user.*", "agent_nobody")
+    assert code == 1 and err.startswith("aibus: 422: consumer_id") and err.count("\n") == 1
+    code, _, err = await run_aibus(config, "agents", "delete", "agent_nobody")
+    assert code == 1 and "agent agent_nobody not found" in err

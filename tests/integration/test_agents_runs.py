@@ -294,3 +294,24 @@ async def test_classifier_routes_unmatched_events(tmp_path: Path) -> None:
         metrics = (await d.client.get("/metrics")).text
         assert 'aiventbus_classifier_fallbacks_total{result="matched"} 1.0' in metrics
         assert 'aiventbus_classifier_fallbacks_total{result="none"} 1.0' in metrics
+
+
+async def test_aibus_query_json_prints_the_response_payload(scripted: tuple, tmp_path: Path) -> None:
+    from tests.e2e.test_agent_flow import run_aibus
+    from tests.support.daemon import write_config
+
+    d, provider = scripted
+    await make_agent(d, "general assistant", "user.*")
+    answer = {"type": "answer", "summary": "Forty-two.", "confidence": 0.8, "proposed_actions": []}
+    provider.replies.append(json.dumps(answer))
+    config_path = write_config(tmp_path, port=d.daemon.config.server.port)
+    code, out, err = await run_aibus(config_path, "query", "meaning of life?", "--json", timeout=60)
+    assert code == 0, err
+    printed = json.loads(out)
+    assert {k: printed[k] for k in answer} == answer
+    assert printed["agent_id"] == "agent_general-assistant" and printed["response_id"].startswith("resp_")
+
+    provider.replies.append(json.dumps(answer))
+    code, out, err = await run_aibus(config_path, "query", "again, streamed", timeout=60)
+    assert code == 0, err
+    assert out == "Forty-two.\n"

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from websockets.asyncio.client import connect
+
 from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
 from aiventbus.core.tools import ToolBackend, ToolMethod
@@ -60,23 +62,11 @@ async def park(d: RunningDaemon, proposal: dict[str, Any]) -> str:
 BUMP = {"action_type": "tool_call", "tool": "counter", "method": "bump", "params": {"by": 1}}
 
 
-def with_counter(backend: SlowCounter) -> Any:
-    def setup(daemon: Any) -> None:
-        original_build = daemon._build
-
-        def build() -> None:
-            original_build()
-            daemon.executor.tool_registry.register(backend)
-
-        daemon._build = build
-
-    return setup
-
-
 async def test_approve_over_the_api_runs_the_action_and_returns_its_result(tmp_path: Path) -> None:
     backend = SlowCounter()
     backend.release.set()
-    async with running_daemon(tmp_path, setup=with_counter(backend)) as d:
+    async with running_daemon(tmp_path) as d:
+        d.daemon.executor.tool_registry.register(backend)
         action_id = await park(d, BUMP)
         answer = await d.client.post(f"/api/v1/actions/{action_id}/approve")
         assert answer.status_code == 200, answer.text
@@ -96,7 +86,8 @@ async def test_approve_over_the_api_runs_the_action_and_returns_its_result(tmp_p
 
 async def test_deny_over_the_api_never_runs_it(tmp_path: Path) -> None:
     backend = SlowCounter()
-    async with running_daemon(tmp_path, setup=with_counter(backend)) as d:
+    async with running_daemon(tmp_path) as d:
+        d.daemon.executor.tool_registry.register(backend)
         action_id = await park(d, BUMP)
         answer = await d.client.post(f"/api/v1/actions/{action_id}/deny", json={"reason": "not today"})
         assert answer.status_code == 200, answer.text
@@ -132,7 +123,8 @@ async def test_approving_an_expired_action_is_refused(tmp_path: Path) -> None:
     backend = SlowCounter()
     backend.release.set()
     overrides = {"policy": {"approval_ttl_seconds": 60}}
-    async with running_daemon(tmp_path, overrides, clock=clock, setup=with_counter(backend)) as d:
+    async with running_daemon(tmp_path, overrides, clock=clock) as d:
+        d.daemon.executor.tool_registry.register(backend)
         action_id = await park(d, BUMP)
         clock.advance(61)
         answer = await d.client.post(f"/api/v1/actions/{action_id}/approve")
@@ -148,7 +140,8 @@ async def test_approving_an_expired_action_is_refused(tmp_path: Path) -> None:
 
 async def test_concurrent_double_approve_executes_once(tmp_path: Path) -> None:
     backend = SlowCounter()
-    async with running_daemon(tmp_path, setup=with_counter(backend)) as d:
+    async with running_daemon(tmp_path) as d:
+        d.daemon.executor.tool_registry.register(backend)
         action_id = await park(d, BUMP)
         first = asyncio.create_task(d.client.post(f"/api/v1/actions/{action_id}/approve"))
         second = asyncio.create_task(d.client.post(f"/api/v1/actions/{action_id}/approve"))
@@ -238,3 +231,18 @@ async def test_approve_and_deny_with_the_cli(tmp_path: Path) -> None:
         code, out, err = await aibus(config, "actions", "history", "--json")
         assert code == 0, err
         assert {a["id"] for a in json.loads(out)} == set(ids)
+
+
+async def test_pending_actions_are_pushed_on_the_websocket(tmp_path: Path) -> None:
+    backend = SlowCounter()
+    async with running_daemon(tmp_path) as d:
+        d.daemon.executor.tool_registry.register(backend)
+        url = d.base_url.replace("http://", "ws://") + "/ws?channels=approval"
+        async with connect(url, additional_headers={"Authorization": f"Bearer {d.token}"}) as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert hello["channel"] == "hello"
+            action_id = await park(d, BUMP)
+            pushed = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert pushed["channel"] == "approval" and pushed["topic"] == "action.tool_call.pending"
+            assert pushed["data"]["id"] == action_id and pushed["data"]["status"] == "pending"
+            assert pushed["data"]["content"]["tool"] == "counter"

@@ -287,3 +287,21 @@ async def test_new_endpoints_are_in_openapi_with_their_errors(tmp_path: Path) ->
         assert "/api/v1/actions/pending" in paths and "/api/v1/actions/history" in paths
         assert {"404", "409"} <= set(paths["/api/v1/backups/{backup_id}/restore"]["post"]["responses"])
         assert (await d.anonymous.get("/api/v1/actions/pending")).status_code == 401
+
+
+async def test_results_without_an_admitted_response_meet_the_chain_limits(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path, {"bus": {"max_chain_depth": 1}}) as d:
+        root = await d.daemon.bus.publish(EventIn(topic="user.ask", payload={}, source="user"))
+        deep = await d.daemon.bus.publish(EventIn(topic="x.deep", payload={}, parent_event=root.id, source="user"))
+        orphan = RunContext("agent_tester", deep, None, None, deep.trace_id, [])
+        [outcome] = await d.daemon.executor.handle_proposals([{"action_type": "log", "message": "m"}], orphan)
+        assert outcome.status == "executed"
+        stored = (await d.client.get(f"/api/v1/actions/{outcome.action_id}")).json()
+        assert stored["result_event_id"] is None
+        topics = [e["topic"] for e in await trace_events(d, deep.trace_id)]
+        assert "system.chain_limit" in topics and "action.log.executed" not in topics
+
+        admitted = RunContext("agent_tester", root, None, deep.id, root.trace_id, [])
+        [outcome] = await d.daemon.executor.handle_proposals([{"action_type": "log", "message": "m"}], admitted)
+        stored = (await d.client.get(f"/api/v1/actions/{outcome.action_id}")).json()
+        assert stored["result_event_id"] is not None

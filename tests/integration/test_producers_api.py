@@ -171,3 +171,28 @@ def test_cli_prints_states_and_reasons(tmp_path: Path) -> None:
         assert bad.returncode == 1 and bad.stderr.strip() == "aibus: shell: no hook for 'fish' (choose bash or zsh)"
     finally:
         stop_process(daemon.process)
+
+
+async def test_an_unavailable_producer_recovers_when_its_folder_appears(tmp_path: Path) -> None:
+    folder = tmp_path / "later"
+    overrides = {
+        "producers": {
+            "file_watcher_enabled": True,
+            "file_watcher_paths": [str(folder)],
+            "unavailable_recheck_seconds": 0.2,
+        }
+    }
+    async with running_daemon(tmp_path, overrides) as running:
+        report = await wait_settled(running.client, {"file_watcher"})
+        assert report["file_watcher"]["state"] == "unavailable"
+        live = running.daemon.hub.subscribe(["producer"])
+        folder.mkdir()
+        deadline = time.monotonic() + 30
+        while (await producers_by_name(running.client))["file_watcher"]["state"] != "running":
+            assert time.monotonic() < deadline, "the watcher did not recover"
+            await asyncio.sleep(0.05)
+        status = (await running.client.get("/api/v1/system/status")).json()
+        assert "producers.file_watcher" not in {p["component"] for p in status["problems"]}
+        messages = [live.queue.get_nowait() for _ in range(live.queue.qsize())]
+        assert {"file_watcher"} == {m["data"]["name"] for m in messages}
+        assert "running" in [m["data"]["state"] for m in messages], "state changes go out on the producer channel"

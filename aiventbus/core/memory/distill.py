@@ -199,7 +199,7 @@ class Distiller:
         return {
             "enabled": self.enabled,
             "model": self.model,
-            "lane": "ambient (scheduler)" if self.ambient else "direct",
+            "ambient_lane": self.ambient is not None,
             "passes": self.passes,
             "memories_created": self.created,
             "memories_merged": self.merged,

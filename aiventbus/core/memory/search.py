@@ -41,6 +41,7 @@ class SearchWeights:
 
     importance_weight: float = 1.0
     half_life_seconds: float = 30 * 86_400.0
+    window: int | None = 1000  # only the newest `window` matches are scored (see MemoryTable.search)
 
 
 def weighted_score(bm25: float, importance: float, age_seconds: float, weights: SearchWeights) -> float:

@@ -135,7 +135,11 @@ class MemoryStore:
                 f"{self.embedding_dimensions}"
             )
             return
-        await self.db.write(lambda conn: upsert_vector(conn, seq, vector))
+        try:
+            await self.db.write(lambda conn: upsert_vector(conn, seq, vector))
+        except sqlite3.Error as error:
+            self.embed_failures += 1
+            self.hybrid_problem = f"storing an embedding failed: {error}"
 
     async def get(self, memory_id: str) -> Memory | None:
         return await self.table.get(memory_id)
@@ -161,7 +165,9 @@ class MemoryStore:
         """FTS5 hits weighted by importance and recency; with hybrid on, fused with vector hits (RRF)."""
         limit = _bounded(limit)
         match = fts_query(query)
-        lexical = await self.table.search(match, scopes, kind, limit * 2, self.clock(), self.weights) if match else []
+        lexical: builtins.list[Memory] = []
+        if match:
+            lexical = await self.table.search(match, scopes, kind, limit * 2, self.clock(), self.weights)
         if not self.hybrid or self.embedder is None or not query.strip():
             return lexical[:limit]
         try:
@@ -170,7 +176,7 @@ class MemoryStore:
             self.embed_failures += 1
             log.warning("memory: query embedding failed, lexical search only: %s", error)
             return lexical[:limit]
-        semantic = await self.table.nearest(vector, scopes, kind, limit * 2, candidates=max(limit * 8, 50))
+        semantic = await self.table.nearest(vector, scopes, kind, limit * 2, candidates=max(limit * 2, 20))
         return fuse(lexical, semantic, limit)
 
     async def recall(self, scopes: builtins.list[str], query: str, limit: int) -> builtins.list[Memory]:

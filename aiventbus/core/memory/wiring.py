@@ -50,7 +50,11 @@ def build_memory_stage(daemon: Daemon) -> MemoryStage:
     memory = MemoryStore(
         daemon.db,
         daemon.clock,
-        SearchWeights(settings.search_importance_weight, settings.search_recency_half_life_days * 86_400.0),
+        SearchWeights(
+            settings.search_importance_weight,
+            settings.search_recency_half_life_days * 86_400.0,
+            settings.search_window,
+        ),
         embedder=embed,
         embeddings_enabled=settings.embeddings_enabled,
         embedding_dimensions=settings.embedding_dimensions,
