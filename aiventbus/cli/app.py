@@ -31,7 +31,6 @@ app.add_typer(knowledge.app, name="knowledge")
 app.add_typer(memory.app, name="memory")
 app.add_typer(agents.agents_app, name="agents")
 app.add_typer(agents.rules_app, name="rules")
-# Command groups added by later stages register here (see each cli module's `register`).
 
 
 def main() -> None:
