@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import platform
@@ -179,7 +180,8 @@ class Daemon:
         self.services.append(self.producers)
 
     def _forward_to_hub(self, event: Event) -> None:
-        self.hub.publish("event", event.model_dump(mode="json"), topic=event.topic)
+        if self.hub.client_count:
+            self.hub.publish("event", event.model_dump(mode="json"), topic=event.topic)
 
     def api_routers(self) -> list[APIRouter]:
         return list(self.routers)
@@ -288,6 +290,10 @@ class _QuietServer(uvicorn.Server):
 async def run_daemon(config: Config) -> None:
     daemon = Daemon(config)
     await daemon.start()
+    # Everything built so far lives as long as the daemon: keep it out of the collector's full sweeps,
+    # which otherwise show up as tens of milliseconds of tail latency.
+    gc.collect()
+    gc.freeze()
     log.info("aiventbus %s listening on http://%s:%s", __version__, config.server.host, config.server.port)
     try:
         await daemon.serve(install_signal_handlers=True)

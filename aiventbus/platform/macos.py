@@ -55,10 +55,16 @@ class MacOSPlatform:
             FILE_WATCHING: lambda: Capability(FILE_WATCHING, True, backend="FSEvents (watchfiles)"),
             SYSTEM_LOG: lambda: tool(SYSTEM_LOG, self.system_log_command()[0], " ".join(self.system_log_command())),
             SESSION_LOCK: lambda: Capability(
-                SESSION_LOCK, False, "session lock: needs the distributed notification center (not wired yet)", ""
+                SESSION_LOCK,
+                False,
+                "macOS helper not installed: lock/unlock arrive only through NSDistributedNotificationCenter",
+                "this build has no Swift helper; session events are unavailable on macOS",
             ),
             APP_LIFECYCLE: lambda: Capability(
-                APP_LIFECYCLE, False, "app lifecycle: needs NSWorkspace notifications (not wired yet)", ""
+                APP_LIFECYCLE,
+                False,
+                "macOS helper not installed: app launch/quit arrive only through NSWorkspace notifications",
+                "this build has no Swift helper; app lifecycle events are unavailable on macOS",
             ),
             NOTIFICATIONS_INBOUND: lambda: Capability(
                 NOTIFICATIONS_INBOUND, False, "inbound notifications: not exposed to other apps on macOS", ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -135,6 +136,9 @@ class SystemLogProducer:
                     self.unparsed += 1
                     continue
                 if not raw:
+                    # End of output: let the command finish by itself, so its own exit status is what we report.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), 5)
                     break
                 self.lines += 1
                 parsed = parse_log_line(raw.decode("utf-8", "replace"))

@@ -58,7 +58,10 @@ class PublishRules:
     trusted_sources: frozenset[str]
 
 
-@dataclass(frozen=True)
+_compact_json = json.JSONEncoder(separators=(",", ":"))
+
+
+@dataclass(slots=True)
 class PendingPublish:
     """One publish on its way to the writer; what needs no database is prepared before, off the writer thread."""
 
@@ -70,11 +73,10 @@ class PendingPublish:
 
     @classmethod
     def prepare(cls, incoming: EventIn, now: float, enforce_limits: bool = True) -> PendingPublish:
-        payload = json.dumps(incoming.payload, separators=(",", ":"))
-        return cls(incoming, now, enforce_limits, new_id("evt"), payload)
+        return cls(incoming, now, enforce_limits, new_id("evt"), _compact_json.encode(incoming.payload))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Placement:
     """What the writer decided for a new event."""
 
@@ -162,6 +164,8 @@ def insert_events(conn: sqlite3.Connection, batch: list[PendingPublish], rules: 
 
 def _decide(conn: sqlite3.Connection, item: PendingPublish, rules: PublishRules, state: _Batch) -> Placement | Event:
     incoming, now = item.incoming, item.now
+    if incoming.dedupe_key is None and incoming.parent_event is None and incoming.trace_id is None:
+        return _place_root(item, rules, state)
     if incoming.dedupe_key is not None and rules.dedupe_window_seconds > 0:
         original = _find_duplicate(conn, incoming.dedupe_key, now, rules.dedupe_window_seconds, state)
         if original is not None:
@@ -246,6 +250,39 @@ def _decide(conn: sqlite3.Connection, item: PendingPublish, rules: PublishRules,
         state.trace_counts[trace_id] += 1
     if incoming.parent_event is not None:
         state.child_counts[incoming.parent_event] += 1
+    return placement
+
+
+def _place_root(item: PendingPublish, rules: PublishRules, state: _Batch) -> Placement:
+    """The common case, a new event starting its own trace: nothing to look up, no limit can apply."""
+    incoming = item.incoming
+    taint = taint_of(incoming.source, [], rules.trusted_sources)
+    trace_id = new_id("tr")
+    placement = Placement(state.next_seq, trace_id, 0, taint)
+    state.next_seq += 1
+    state.rows.append(
+        (
+            placement.seq,
+            item.event_id,
+            incoming.topic,
+            item.payload_json,
+            incoming.priority.value,
+            incoming.semantic_type,
+            None,
+            trace_id,
+            None,
+            incoming.output_topic,
+            _json_list(incoming.context_refs),
+            incoming.memory_scope,
+            incoming.source,
+            _json_list(taint),
+            0,
+            "pending",
+            item.now,
+        )
+    )
+    state.by_id[item.event_id] = placement
+    state.trace_counts[trace_id] = 0 if incoming.source == "system" else 1
     return placement
 
 

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import argparse
 import asyncio
+import gc
 import json
 import sqlite3
 import tempfile
@@ -40,6 +41,8 @@ async def bench_bus(directory: Path, synchronous: str, publishers: int, total: i
     db = Database(directory / f"bus-{synchronous}-{publishers}.db", synchronous=synchronous)
     await db.open()
     bus = EventBus(db, BusConfig(), Metrics())
+    gc.collect()
+    gc.freeze()  # as the daemon does once it has started
     latencies: list[float] = []
     counter = iter(range(total))
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import sqlite3
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +14,9 @@ import pytest
 
 from tests.e2e.test_agent_flow import run_aibus
 from tests.support.daemon import free_port, running_daemon, start_daemon_process, stop_process, write_config
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def agent_body(base_url: str, model: str) -> dict[str, Any]:

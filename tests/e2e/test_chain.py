@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +10,7 @@ import pytest
 
 from tests.support.daemon import RunningDaemon, running_daemon
 from tests.support.ollama_server import OllamaServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -23,17 +21,6 @@ def reply(*actions: dict[str, Any]) -> str:
 
 def emit(topic: str) -> dict[str, Any]:
     return {"action_type": "emit_event", "topic": topic, "payload": {"from": "agent"}}
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def agent_with_rule(d: RunningDaemon, name: str, topic_pattern: str) -> str:

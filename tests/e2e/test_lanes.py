@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from aiventbus.llm.base import ChatRequest, ChatResult, LLMProvider, ModelCheck, TokenCallback
 from aiventbus.llm.registry import LLMRegistry
 from tests.support.daemon import running_daemon
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 AMBIENT_URL = "http://127.0.0.1:7"
@@ -88,13 +88,6 @@ class Recording:
 
     async def close(self) -> None:
         await self.real.close()
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_user_query_preempts_ambient_flood(tmp_path: Path, ollama_server: Any) -> None:

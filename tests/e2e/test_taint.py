@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
 from tests.support.daemon import RunningDaemon, running_daemon
 from tests.support.ollama_server import OllamaServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 AUTO_SHELL = {"policy": {"trust_overrides": {"shell_exec": "auto"}}}
@@ -37,18 +35,6 @@ def proposing(command: str) -> str:
 
 def marker_exists(marker: Path) -> bool:
     return marker.exists()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 90.0) -> Any:
-    """Poll an async condition until it returns something truthy, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def direct_context(d: RunningDaemon, source: str, text: str) -> RunContext:

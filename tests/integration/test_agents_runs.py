@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from aiventbus.errors import LLMError, LLMUnavailable
 from aiventbus.llm.base import ChatRequest, ChatResult, ModelCheck, TokenCallback
 from aiventbus.llm.registry import LLMRegistry
 from tests.support.daemon import RunningDaemon, running_daemon
+from tests.support.waiting import eventually
 
 VALID = json.dumps({"type": "answer", "summary": "All good.", "confidence": 0.9, "proposed_actions": []})
 
@@ -64,18 +63,6 @@ def use_provider(running: RunningDaemon, provider: ScriptedProvider) -> LLMRegis
     daemon.scheduler.runner.llm = registry  # type: ignore[union-attr]
     daemon.router.llm = registry
     return registry
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    """Poll an async condition until it returns something truthy, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

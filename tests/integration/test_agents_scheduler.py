@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from aiventbus.store.assignments import Assignment, AssignmentTable, insert_assi
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 
 class Runner:
@@ -60,13 +60,6 @@ def assignment(name: str, lane: str, now: float) -> Assignment:
         created_at=now,
         updated_at=now,
     )
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 async def make_scheduler(db: Database, clock: FakeClock, **agents: Any) -> tuple[Scheduler, Runner]:

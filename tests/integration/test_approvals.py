@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from websockets.asyncio.client import connect
 from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
 from aiventbus.core.tools import ToolBackend, ToolMethod
+from tests.support.cli import aibus_async
 from tests.support.clock import FakeClock
 from tests.support.daemon import RunningDaemon, running_daemon, write_config
 
@@ -183,22 +183,6 @@ def exists(path: Path) -> bool:
     return path.exists()
 
 
-async def aibus(config: Path, *args: str) -> tuple[int, str, str]:
-    """The real `aibus` CLI in a subprocess (async, so the in-process daemon keeps serving)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aiventbus.cli",
-        "--config",
-        str(config),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return int(process.returncode or 0), out.decode(), err.decode()
-
-
 async def test_approve_and_deny_with_the_cli(tmp_path: Path) -> None:
     async with running_daemon(tmp_path) as d:
         config = write_config(tmp_path, port=d.daemon.config.server.port)
@@ -206,29 +190,29 @@ async def test_approve_and_deny_with_the_cli(tmp_path: Path) -> None:
         for name in ("a.txt", "b.txt"):
             proposal = {"action_type": "file_write", "path": str(tmp_path / name), "content": f"written {name}"}
             ids.append(await park(d, proposal))
-        code, out, err = await aibus(config, "actions", "pending")
+        code, out, err = await aibus_async(config, "actions", "pending")
         assert code == 0, err
         assert ids[0] in out and ids[1] in out
 
-        code, out, err = await aibus(config, "approve", ids[0])
+        code, out, err = await aibus_async(config, "approve", ids[0])
         assert code == 0, err
         assert "executed" in out
         assert (tmp_path / "a.txt").read_text() == "written a.txt"
 
-        code, out, err = await aibus(config, "deny", ids[1], "--reason", "no thanks")
+        code, out, err = await aibus_async(config, "deny", ids[1], "--reason", "no thanks")
         assert code == 0, err
         assert "denied" in out
         assert not (tmp_path / "b.txt").exists()
 
-        code, out, err = await aibus(config, "approve", ids[0])
+        code, out, err = await aibus_async(config, "approve", ids[0])
         assert code == 1
         assert err.startswith("aibus: 409") and "Traceback" not in err
-        code, out, err = await aibus(config, "approve", "act_nothing")
+        code, out, err = await aibus_async(config, "approve", "act_nothing")
         assert code == 1 and "404" in err and "Traceback" not in err
 
-        code, out, err = await aibus(config, "actions", "show", ids[1])
+        code, out, err = await aibus_async(config, "actions", "show", ids[1])
         assert code == 0 and "no thanks" in out
-        code, out, err = await aibus(config, "actions", "history", "--json")
+        code, out, err = await aibus_async(config, "actions", "history", "--json")
         assert code == 0, err
         assert {a["id"] for a in json.loads(out)} == set(ids)
 

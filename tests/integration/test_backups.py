@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import stat
-import sys
 from pathlib import Path
 from typing import Any
 
 from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
+from tests.support.cli import aibus_async
 from tests.support.daemon import RunningDaemon, running_daemon, write_config
 
 ORIGINAL = bytes(range(256)) * 64 + b"\x00\xff\r\n tail"
@@ -69,15 +68,15 @@ async def test_file_delete_then_restore_with_the_cli(tmp_path: Path) -> None:
         assert done["status"] == "executed", done
         assert not target.exists()
         config = write_config(tmp_path, port=d.daemon.config.server.port)
-        code, out, err = await aibus(config, "backups", "list")
+        code, out, err = await aibus_async(config, "backups", "list")
         assert code == 0, err
         backup_id = done["result"]["backup_id"]
         assert backup_id in out and str(target) in out
-        code, out, err = await aibus(config, "backups", "restore", backup_id)
+        code, out, err = await aibus_async(config, "backups", "restore", backup_id)
         assert code == 0, err
         assert target.read_bytes() == b"#!/bin/sh\necho kept\n"
         assert stat.S_IMODE(target.stat().st_mode) == 0o755
-        code, out, err = await aibus(config, "backups", "restore", "bak_nothing")
+        code, out, err = await aibus_async(config, "backups", "restore", "bak_nothing")
         assert code == 1 and "404" in err and "Traceback" not in err
 
 
@@ -112,18 +111,3 @@ async def test_file_caps_and_missing_files_fail_cleanly(tmp_path: Path) -> None:
 
 def exists(path: Path) -> bool:
     return path.exists()
-
-
-async def aibus(config: Path, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aiventbus.cli",
-        "--config",
-        str(config),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return int(process.returncode or 0), out.decode(), err.decode()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import aibus
 from tests.support.daemon import (
     DaemonProcess,
     RunningDaemon,
@@ -19,16 +18,6 @@ from tests.support.daemon import (
     stop_process,
     write_config,
 )
-
-
-def aibus(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aiventbus.cli", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 async def test_put_get_list_delete_round_trip(daemon: RunningDaemon) -> None:

@@ -1,0 +1,23 @@
+"""Waiting for a condition with a deadline, for the few things a test cannot simply await."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+async def eventually(check: Callable[[], Awaitable[Any] | Any], timeout: float = 90.0, interval: float = 0.02) -> Any:
+    """Call `check` (sync or async) until it returns something truthy, and return that; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout:g}s")
+        await asyncio.sleep(interval)
