@@ -1,7 +1,7 @@
 """Lane figures: interactive dispatch latency (idle and under an ambient flood), and `aibus query` end to end
 against a direct streaming call to the same model server with the same prompt.
 
-Run: .venv/bin/python scripts/bench/lanes.py [--samples 200] [--rounds 5] [--skip-model]
+Run: .venv/bin/python scripts/bench/lanes.py [--samples 500] [--rounds 5] [--skip-model]
 Targets: flooded p99 <= 1.5x idle p99 and <= 20 ms; aibus query <= +10% wall time, first token <= +30 ms.
 """
 
@@ -259,7 +259,7 @@ async def bench_query(rounds: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--flood", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-model", action="store_true", help="only the dispatch figures")
