@@ -44,6 +44,7 @@ class Database:
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = True
         self.commits = 0
@@ -54,6 +55,8 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
         conn = await asyncio.to_thread(self._open_writer)
+        self._checkpointer = Checkpointer(self.path, self.synchronous)
+        self._checkpointer.start()
         self._closed = False
         self._thread = threading.Thread(target=self._run_writer, args=(conn,), name="aiventbus-writer", daemon=True)
         self._thread.start()
@@ -66,6 +69,8 @@ class Database:
     def _open_writer(self) -> sqlite3.Connection:
         conn = connect(self.path, self.synchronous)
         apply_migrations(conn)
+        # The checkpointer copies the WAL back from its own thread; a commit never pays for it.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
     @staticmethod
@@ -90,6 +95,8 @@ class Database:
             await asyncio.to_thread(self._thread.join)
         if self._reader is not None:
             await self._reader.close()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
 
     @property
     def is_open(self) -> bool:
@@ -194,6 +201,8 @@ class Database:
                 outcomes.append((future, True, result))
         conn.execute("COMMIT")
         self.commits += 1
+        if self._checkpointer is not None:
+            self._checkpointer.note_commit()
         self.jobs_committed += len(batch)
         return outcomes
 
@@ -205,6 +214,56 @@ class Database:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         return [(future, False, error) for _, future in batch]
+
+
+class Checkpointer:
+    """Copies the WAL back into the database in its own thread. PASSIVE checkpoints never block the writer or
+    readers; with SQLite's auto-checkpoint the commit that crosses the threshold would do this work itself."""
+
+    def __init__(self, path: Path, synchronous: str, every_commits: int = 1000, every_seconds: float = 1.0) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.every_commits = every_commits
+        self.every_seconds = every_seconds
+        self.checkpoints = 0
+        self._commits = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="aiventbus-checkpointer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def note_commit(self) -> None:
+        self._commits += 1
+        if self._commits >= self.every_commits:
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Stop after a final checkpoint that also truncates the WAL."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = connect(self.path, self.synchronous)
+        try:
+            while not self._stopping:
+                self._wake.wait(self.every_seconds)
+                self._wake.clear()
+                if self._commits and not self._stopping:
+                    self._commits = 0
+                    self._checkpoint(conn, "PASSIVE")
+            self._checkpoint(conn, "TRUNCATE")
+        finally:
+            conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> None:
+        try:
+            conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            self.checkpoints += 1
+        except sqlite3.Error as error:
+            log.warning("WAL checkpoint (%s) failed: %s", mode, error)
 
 
 class _JobFailed(Exception):

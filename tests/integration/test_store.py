@@ -93,3 +93,28 @@ def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
 
 async def test_wal_mode(db: Database) -> None:
     assert await db.fetch_value("PRAGMA journal_mode") == "wal"
+
+
+async def test_checkpoints_run_off_the_writer_and_close_truncates_the_wal(tmp_path: Path) -> None:
+    database = Database(tmp_path / "w.db")
+    await database.open()
+    assert await database.write(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
+    await database.execute("CREATE TABLE t (n INTEGER, pad TEXT)")
+    for chunk in range(20):
+        await asyncio.gather(
+            *(database.execute("INSERT INTO t VALUES (?, ?)", (chunk * 100 + n, "x" * 200)) for n in range(100))
+        )
+    checkpointer = database._checkpointer
+    assert checkpointer is not None
+    deadline = asyncio.get_running_loop().time() + 10
+    while checkpointer.checkpoints == 0:  # at most every_seconds after the first commits
+        assert asyncio.get_running_loop().time() < deadline, "no background checkpoint ran"
+        await asyncio.sleep(0.05)
+    await database.close()
+    wal = tmp_path / "w.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    check = sqlite3.connect(tmp_path / "w.db")
+    try:
+        assert check.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 2000
+    finally:
+        check.close()
