@@ -168,6 +168,10 @@ class AssignmentTable:
             if not changed:
                 return None
             row = conn.execute(f"SELECT {COLUMNS} FROM assignments WHERE id = ?", (assignment_id,)).fetchone()
+            # The event shows that an agent is working on it until its last assignment settles.
+            conn.execute(
+                "UPDATE events SET status = 'processing' WHERE id = ? AND status = 'routed'", (row["event_id"],)
+            )
             return row_to_assignment(row)
 
         return await self.db.write(job)

@@ -219,7 +219,29 @@ def _decide(conn: sqlite3.Connection, item: PendingPublish, rules: PublishRules,
         if violation is not None:
             raise ChainLimitExceeded(violation[0], violation[1], trace_id)
 
-    taint = taint_of(incoming.source, parent_taint, rules.trusted_sources)
+    placement = _place(item, state, trace_id, depth, taint_of(incoming.source, parent_taint, rules.trusted_sources))
+    state.by_id[item.event_id] = placement
+    if incoming.dedupe_key is not None:
+        state.by_dedupe_key[incoming.dedupe_key] = (item, placement)
+    if incoming.source != "system":
+        state.trace_counts[trace_id] += 1
+    if incoming.parent_event is not None:
+        state.child_counts[incoming.parent_event] += 1
+    return placement
+
+
+def _place_root(item: PendingPublish, rules: PublishRules, state: _Batch) -> Placement:
+    """The common case, a new event starting its own trace: nothing to look up, no limit can apply."""
+    incoming = item.incoming
+    placement = _place(item, state, new_id("tr"), 0, taint_of(incoming.source, [], rules.trusted_sources))
+    state.by_id[item.event_id] = placement
+    state.trace_counts[placement.trace_id] = 0 if incoming.source == "system" else 1
+    return placement
+
+
+def _place(item: PendingPublish, state: _Batch, trace_id: str, depth: int, taint: list[str]) -> Placement:
+    """Give the event the next seq and queue its row for the batch's one INSERT."""
+    incoming = item.incoming
     placement = Placement(state.next_seq, trace_id, depth, taint)
     state.next_seq += 1
     state.rows.append(
@@ -239,50 +261,10 @@ def _decide(conn: sqlite3.Connection, item: PendingPublish, rules: PublishRules,
             incoming.source,
             _json_list(taint),
             depth,
-            EventStatus.pending.value,
-            item.now,
-        )
-    )
-    state.by_id[item.event_id] = placement
-    if incoming.dedupe_key is not None:
-        state.by_dedupe_key[incoming.dedupe_key] = (item, placement)
-    if incoming.source != "system":
-        state.trace_counts[trace_id] += 1
-    if incoming.parent_event is not None:
-        state.child_counts[incoming.parent_event] += 1
-    return placement
-
-
-def _place_root(item: PendingPublish, rules: PublishRules, state: _Batch) -> Placement:
-    """The common case, a new event starting its own trace: nothing to look up, no limit can apply."""
-    incoming = item.incoming
-    taint = taint_of(incoming.source, [], rules.trusted_sources)
-    trace_id = new_id("tr")
-    placement = Placement(state.next_seq, trace_id, 0, taint)
-    state.next_seq += 1
-    state.rows.append(
-        (
-            placement.seq,
-            item.event_id,
-            incoming.topic,
-            item.payload_json,
-            incoming.priority.value,
-            incoming.semantic_type,
-            None,
-            trace_id,
-            None,
-            incoming.output_topic,
-            _json_list(incoming.context_refs),
-            incoming.memory_scope,
-            incoming.source,
-            _json_list(taint),
-            0,
             "pending",
             item.now,
         )
     )
-    state.by_id[item.event_id] = placement
-    state.trace_counts[trace_id] = 0 if incoming.source == "system" else 1
     return placement
 
 

@@ -21,6 +21,29 @@ HEADER = """\
 """
 
 
+# Keys whose default is empty get a commented example of a filled-in value.
+EXAMPLES = {
+    ("producers", "webhooks"): [
+        "#   github:",
+        '#     secret: "a-long-random-string"   # sender signs the body: X-Aiventbus-Signature: sha256=<hex>',
+    ],
+    ("producers", "cron"): [
+        "#   morning-digest:",
+        '#     schedule: "0 8 * * 1-5"',
+        '#     payload: {"kind": "digest"}',
+    ],
+    ("tools", "mcp_servers"): [
+        "#   - name: time",
+        "#     transport: stdio",
+        '#     command: ["mcp-server-time"]',
+        "#   - name: browser",
+        "#     transport: http",
+        '#     url: "http://127.0.0.1:8931/mcp"',
+    ],
+    ("policy", "trust_overrides"): ['#   tool_call: "auto"   # auto-approve all tool calls'],
+}
+
+
 def scalar(value: Any) -> str:
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
@@ -44,6 +67,7 @@ def render() -> str:
         for key, field in type(section).model_fields.items():
             lines.append(f"  # {field.description}")
             lines.append(f"  {key}: {scalar(getattr(section, key))}")
+            lines.extend(f"  {example}" for example in EXAMPLES.get((section_name, key), []))
         lines.append("")
     return "\n".join(lines)
 

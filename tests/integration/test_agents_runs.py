@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable
@@ -302,3 +303,24 @@ async def test_aibus_query_json_prints_the_response_payload(scripted: tuple, tmp
     code, out, err = await run_aibus(config_path, "query", "again, streamed", timeout=60)
     assert code == 0, err
     assert out == "Forty-two.\n"
+
+
+async def test_event_is_processing_while_an_agent_works_on_it(scripted: tuple) -> None:
+    d, provider = scripted
+    release = asyncio.Event()
+    answer = provider.chat
+
+    async def held_chat(request: ChatRequest, on_token: TokenCallback | None = None) -> ChatResult:
+        await release.wait()
+        return await answer(request, on_token)
+
+    provider.chat = held_chat
+    await make_agent(d, "worker", "job.*")
+    event = await publish(d, "job.start", {"n": 1})
+
+    async def processing() -> bool:
+        return await event_status(d, event["id"]) == "processing"
+
+    await eventually(processing)
+    release.set()
+    assert await settled(d, event["id"]) == "completed"
