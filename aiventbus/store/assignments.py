@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from aiventbus.store.database import Database
 
@@ -49,7 +48,11 @@ class Assignment(BaseModel):
     updated_at: float
 
 
-class AgentResponseRecord(BaseModel):
+class ResponseRow(BaseModel):
+    """What an agent run stores in agent_responses."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
     id: str
     event_id: str
     agent_id: str
@@ -62,8 +65,13 @@ class AgentResponseRecord(BaseModel):
     taint: list[str]
     prompt_tokens: int
     eval_tokens: int
-    response_event_id: str | None
     created_at: float
+
+
+class AgentResponseRecord(ResponseRow):
+    """A stored response, as served: what the run wrote plus the event it was published as."""
+
+    response_event_id: str | None
 
 
 def row_to_assignment(row: sqlite3.Row) -> Assignment:
@@ -98,6 +106,14 @@ def insert_assignment(conn: sqlite3.Connection, assignment: Assignment) -> Assig
     return assignment.model_copy(update={"seq": cursor.lastrowid or 0})
 
 
+def _claimed_event(conn: sqlite3.Connection, assignment_id: str, worker: str) -> str | None:
+    """The assignment's event id while `worker` still holds its claim, else None (the claim was lost)."""
+    row = conn.execute(
+        "SELECT event_id FROM assignments WHERE id = ? AND status = 'claimed' AND worker = ?", (assignment_id, worker)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def settle_event(conn: sqlite3.Connection, event_id: str) -> None:
     """Once no assignment of the event is open, the event is completed (any success) or failed."""
     open_count, completed = conn.execute(
@@ -107,25 +123,6 @@ def settle_event(conn: sqlite3.Connection, event_id: str) -> None:
     if open_count:
         return
     conn.execute("UPDATE events SET status = ? WHERE id = ?", ("completed" if completed else "failed", event_id))
-
-
-@dataclass(frozen=True)
-class ResponseRow:
-    """What an agent run stores in agent_responses."""
-
-    id: str
-    event_id: str
-    agent_id: str
-    assignment_id: str
-    trace_id: str
-    model: str
-    raw_text: str
-    response: dict[str, Any] | None
-    summary: str | None
-    taint: list[str]
-    prompt_tokens: int
-    eval_tokens: int
-    created_at: float
 
 
 class AssignmentTable:
@@ -211,11 +208,8 @@ class AssignmentTable:
         """Spend an attempt: pending again at `retry_at`, or failed (dead letter) when it is None."""
 
         def job(conn: sqlite3.Connection) -> AssignmentStatus | None:
-            row = conn.execute(
-                "SELECT event_id FROM assignments WHERE id = ? AND status = 'claimed' AND worker = ?",
-                (assignment_id, worker),
-            ).fetchone()
-            if row is None:
+            event_id = _claimed_event(conn, assignment_id, worker)
+            if event_id is None:
                 return None
             status = AssignmentStatus.pending if retry_at is not None else AssignmentStatus.failed
             conn.execute(
@@ -224,7 +218,7 @@ class AssignmentTable:
                 (status.value, retry_at if retry_at is not None else now, error[:2000], now, assignment_id),
             )
             if status is AssignmentStatus.failed:
-                settle_event(conn, row["event_id"])
+                settle_event(conn, event_id)
             return status
 
         return await self.db.write(job)
@@ -233,11 +227,8 @@ class AssignmentTable:
         """Store the response and complete the claim in one transaction; False when the claim was lost."""
 
         def job(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                "SELECT event_id FROM assignments WHERE id = ? AND status = 'claimed' AND worker = ?",
-                (assignment_id, worker),
-            ).fetchone()
-            if row is None:
+            event_id = _claimed_event(conn, assignment_id, worker)
+            if event_id is None:
                 return False
             if response is not None:
                 _insert_response(conn, response)
@@ -246,7 +237,7 @@ class AssignmentTable:
                 " response_id = ?, updated_at = ? WHERE id = ?",
                 (response.id if response else None, now, assignment_id),
             )
-            settle_event(conn, row["event_id"])
+            settle_event(conn, event_id)
             return True
 
         return await self.db.write(job)
@@ -255,11 +246,8 @@ class AssignmentTable:
         """Fail for good without retries (e.g. unparseable output), keeping the raw text as a response row."""
 
         def job(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                "SELECT event_id FROM assignments WHERE id = ? AND status = 'claimed' AND worker = ?",
-                (assignment_id, worker),
-            ).fetchone()
-            if row is None:
+            event_id = _claimed_event(conn, assignment_id, worker)
+            if event_id is None:
                 return False
             _insert_response(conn, raw)
             conn.execute(
@@ -267,7 +255,7 @@ class AssignmentTable:
                 " lease_expires_at = NULL, last_error = ?, response_id = ?, updated_at = ? WHERE id = ?",
                 (error[:2000], raw.id, now, assignment_id),
             )
-            settle_event(conn, row["event_id"])
+            settle_event(conn, event_id)
             return True
 
         return await self.db.write(job)
