@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SLOW_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -28,7 +33,7 @@ class Metrics:
             buckets=FAST_BUCKETS,
             registry=r,
         )
-        self.events_published = Counter(
+        self.events_published = LoopCounter(
             "aiventbus_events_published_total",
             "Events accepted onto the bus",
             ["topic", "source"],
@@ -43,7 +48,7 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        self.event_publish_duration = Histogram(
+        self.event_publish_duration = LoopHistogram(
             "aiventbus_event_publish_duration_seconds",
             "Latency of EventBus.publish",
             ["outcome"],
@@ -147,3 +152,93 @@ class Metrics:
 def bounded_topic(topic: str, depth: int = 2) -> str:
     """Topic label: its first `depth` segments, so producers cannot mint unbounded label values."""
     return ".".join(topic.split(".")[:depth])
+
+
+# The bus updates a counter and a histogram on every publish. prometheus_client takes a lock for each update, which
+# is a sixth of a publish's cost on the event loop; these two are only ever updated from the loop thread, so they
+# keep plain numbers and hand them to the registry when it is scraped.
+
+
+class LoopCounterChild:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class LoopCounter(Collector):
+    """A labelled counter updated from one thread (the event loop) without a lock."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+        self.name = name.removesuffix("_total")
+        self.documentation = documentation
+        self.labelnames = list(labelnames)
+        self._children: dict[tuple[str, ...], LoopCounterChild] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> LoopCounterChild:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = LoopCounterChild()
+        return child
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(list(values), child.value)
+        yield family
+
+
+class LoopHistogramChild:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        self.counts[bisect_left(self.bounds, amount)] += 1
+        self.sum += amount
+
+
+class LoopHistogram(Collector):
+    """A labelled histogram updated from one thread (the event loop) without a lock."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = list(labelnames)
+        self.bounds = tuple(sorted(buckets))
+        self._children: dict[tuple[str, ...], LoopHistogramChild] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> LoopHistogramChild:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = LoopHistogramChild(self.bounds)
+        return child
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            counts, cumulative, buckets = list(child.counts), 0, []
+            for bound, count in zip([*map(_bound_text, self.bounds), "+Inf"], counts, strict=True):
+                cumulative += count
+                buckets.append((bound, float(cumulative)))
+            family.add_metric(list(values), buckets, child.sum)
+        yield family
+
+
+def _bound_text(bound: float) -> str:
+    return repr(float(bound))

@@ -13,7 +13,7 @@ from aiventbus.api.body import InvalidBody, parse_model, read_json
 from aiventbus.api.deps import daemon_of
 from aiventbus.core.events import Event, EventIn, EventStatus
 from aiventbus.errors import ChainLimitExceeded, NotFound, ValidationFailed
-from aiventbus.store.events import EventFilter
+from aiventbus.store.events import EventFilter, compact_json
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 MAX_BATCH = 1000
@@ -53,9 +53,7 @@ def _event_body_schema() -> dict[str, Any]:
 
 
 def _check_payload_size(event: EventIn, max_bytes: int, field: str = "payload") -> None:
-    from json import dumps
-
-    size = len(dumps(event.payload, separators=(",", ":")).encode())
+    size = len(compact_json(event.payload).encode())  # as stored
     if size > max_bytes:
         from aiventbus.errors import PayloadTooLarge
 

@@ -11,12 +11,20 @@ from typing import Any
 
 from aiventbus.config import BusConfig
 from aiventbus.core.events import ChainLimits, Event, EventIn, Priority
-from aiventbus.errors import AiventbusError, ChainLimitExceeded, StoreClosed
+from aiventbus.errors import ChainLimitExceeded, StoreClosed
 from aiventbus.store.database import Database
-from aiventbus.store.events import EventQueries, PendingPublish, PublishOutcome, PublishRules, insert_events
+from aiventbus.store.events import (
+    EventQueries,
+    InsertResult,
+    PendingPublish,
+    PublishOutcome,
+    PublishRules,
+    insert_events,
+)
 from aiventbus.telemetry import Metrics, bounded_topic
 
 Subscriber = Callable[[Event], Awaitable[None] | None]
+Published = tuple[int, PublishOutcome]  # the batch's first seq, and this publish's outcome
 Clock = Callable[[], float]
 log = logging.getLogger(__name__)
 
@@ -40,7 +48,7 @@ class EventBus:
         self.trusted_sources = trusted_sources
         self._subscribers: list[Subscriber] = []
         self._accepting = True
-        self._pending: list[tuple[PendingPublish, asyncio.Future[PublishOutcome]]] = []
+        self._pending: list[tuple[PendingPublish, asyncio.Future[Published]]] = []
         self._duration_children: dict[str, Any] = {}
         self._published_children: dict[tuple[str, str], Any] = {}
         self.subscriber_failures = 0
@@ -68,18 +76,28 @@ class EventBus:
             raise StoreClosed("the daemon is shutting down and accepts no new events")
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[PublishOutcome] = loop.create_future()
-        item = PendingPublish.prepare(incoming, self.clock(), enforce_limits)
+        future: asyncio.Future[Published] = loop.create_future()
+        item = PendingPublish.prepare(incoming, self.clock(), enforce_limits, self.trusted_sources)
         self._pending.append((item, future))
         if len(self._pending) == 1:
             # Publishes made in the same loop turn travel to the writer as one job.
             loop.call_soon(self._flush)
         try:
-            outcome = await future
+            first_seq, outcome = await future
         except Exception:
-            self.metrics.event_publish_duration.labels("error").observe(time.perf_counter() - started)
+            self._observe("error", started)
             raise
-        if isinstance(outcome, ChainLimitExceeded):
+        if isinstance(outcome, int):
+            assert item.root is not None
+            event = item.event(first_seq + outcome, item.root)
+        elif isinstance(outcome, tuple):
+            event = item.event(first_seq + outcome[0], outcome[1])
+        elif isinstance(outcome, Event):
+            event = outcome.model_copy(update={"deduplicated": True})
+            self._observe("deduplicated", started)
+            self.metrics.events_deduped.labels(bounded_topic(event.topic)).inc()
+            return event
+        elif isinstance(outcome, ChainLimitExceeded):
             self._observe("chain_limit", started)
             self.metrics.events_chain_limit.labels(outcome.reason).inc()
             await self.publish_system(
@@ -88,20 +106,15 @@ class EventBus:
                 trace_id=outcome.trace_id,
             )
             raise outcome
-        if isinstance(outcome, AiventbusError):
+        else:
             self._observe("rejected", started)
             raise outcome
-        if isinstance(outcome, Event):
-            event = outcome.model_copy(update={"deduplicated": True})
-            self._observe("deduplicated", started)
-            self.metrics.events_deduped.labels(bounded_topic(event.topic)).inc()
-            return event
-        event = outcome.event(item)
         self._observe("published", started)
         self._published_counter(event.topic, event.source).inc()
         if event.topic.startswith("system."):
             self.metrics.system_events.labels(bounded_topic(event.topic)).inc()
-        await self._notify(event)
+        if self._subscribers:
+            await self._notify(event)
         return event
 
     def _flush(self) -> None:
@@ -111,21 +124,24 @@ class EventBus:
         rules = PublishRules(self.limits, self.config.dedupe_window_seconds, self.trusted_sources)
         items = [item for item, _ in batch]
         try:
-            written = self.db.submit(lambda conn: insert_events(conn, items, rules))
+            written = self.db.submit(lambda conn: insert_events(conn, items, rules), commits_itself=True, on_loop=True)
         except Exception as error:
             for _, future in batch:
                 future.set_exception(error)
             return
 
-        def deliver(done: asyncio.Future[list[PublishOutcome]]) -> None:
+        def deliver(done: asyncio.Future[InsertResult]) -> None:
             error = done.exception() if not done.cancelled() else StoreClosed("the store closed")
-            for index, (_, future) in enumerate(batch):
-                if future.done():
-                    continue
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(done.result()[index])
+            if error is not None:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                return
+            result = done.result()
+            first_seq = result.first_seq
+            for (_, future), outcome in zip(batch, result.outcomes, strict=True):
+                if not future.done():
+                    future.set_result((first_seq, outcome))
 
         written.add_done_callback(deliver)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from aiventbus.core.events import (
     ChainLimits,
@@ -58,7 +61,24 @@ class PublishRules:
     trusted_sources: frozenset[str]
 
 
-_compact_json = json.JSONEncoder(separators=(",", ":"))
+def compact_json(value: Any) -> str:
+    """Minified JSON text; orjson is ~8x faster than the stdlib encoder on a publish's payload."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits, which orjson refuses
+        return json.dumps(value, separators=(",", ":"))
+
+
+Row = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class Placement:
+    """Where an event sits in the chain: decided by the writer, or before it for a new root event."""
+
+    trace_id: str
+    depth: int
+    taint: list[str]
 
 
 @dataclass(slots=True)
@@ -70,41 +90,64 @@ class PendingPublish:
     enforce_limits: bool
     event_id: str
     payload_json: str
+    # A new event starting its own trace (no dedupe key, parent or trace): decided here, the writer only inserts.
+    root: Placement | None
+    root_row: Row | None
 
     @classmethod
-    def prepare(cls, incoming: EventIn, now: float, enforce_limits: bool = True) -> PendingPublish:
-        return cls(incoming, now, enforce_limits, new_id("evt"), _compact_json.encode(incoming.payload))
+    def prepare(
+        cls, incoming: EventIn, now: float, enforce_limits: bool = True, trusted_sources: frozenset[str] = frozenset()
+    ) -> PendingPublish:
+        event_id = new_id("evt")
+        item = cls(incoming, now, enforce_limits, event_id, compact_json(incoming.payload), None, None)
+        if incoming.dedupe_key is None and incoming.parent_event is None and incoming.trace_id is None:
+            # A root's trace is named after it: as unique as the event id, and one id fewer to make.
+            item.root = Placement(f"tr_{event_id[4:]}", 0, _root_taint(incoming.source, trusted_sources))
+            item.root_row = item.row(item.root)
+        return item
 
+    def row(self, placement: Placement) -> Row:
+        """The INSERT row (every column but seq, which SQLite assigns in insertion order)."""
+        incoming = self.incoming
+        return (
+            self.event_id,
+            incoming.topic,
+            self.payload_json,
+            incoming.priority.value,
+            incoming.semantic_type,
+            incoming.dedupe_key,
+            placement.trace_id,
+            incoming.parent_event,
+            incoming.output_topic,
+            _json_list(incoming.context_refs),
+            incoming.memory_scope,
+            incoming.source,
+            _json_list(placement.taint),
+            placement.depth,
+            "pending",
+            self.now,
+        )
 
-@dataclass(slots=True)
-class Placement:
-    """What the writer decided for a new event."""
-
-    seq: int
-    trace_id: str
-    depth: int
-    taint: list[str]
-
-    def event(self, item: PendingPublish) -> Event:
-        incoming = item.incoming
+    def event(self, seq: int, placement: Placement) -> Event:
+        incoming = self.incoming
         values = {
-            "id": item.event_id,
-            "seq": self.seq,
+            "id": self.event_id,
+            "seq": seq,
             "topic": incoming.topic,
             "payload": incoming.payload,
             "priority": incoming.priority,
             "semantic_type": incoming.semantic_type,
             "dedupe_key": incoming.dedupe_key,
-            "trace_id": self.trace_id,
+            "trace_id": placement.trace_id,
             "parent_event": incoming.parent_event,
             "output_topic": incoming.output_topic,
             "context_refs": incoming.context_refs,
             "memory_scope": incoming.memory_scope,
             "source": incoming.source,
-            "taint": self.taint,
-            "depth": self.depth,
+            "taint": placement.taint,
+            "depth": placement.depth,
             "status": EventStatus.pending,
-            "created_at": item.now,
+            "created_at": self.now,
             "deduplicated": False,
         }
         # Every value was validated on the way in and every field is set: this is model_construct without its
@@ -118,56 +161,121 @@ class Placement:
 
 
 _EVENT_FIELDS = set(Event.model_fields)
+_root_taints: dict[tuple[str, frozenset[str]], list[str]] = {}
 
 
-INSERT_SQL = (
-    "INSERT INTO events (seq, id, topic, payload, priority, semantic_type, dedupe_key, trace_id, parent_event,"
-    " output_topic, context_refs, memory_scope, source, taint, depth, status, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+def _root_taint(source: str, trusted_sources: frozenset[str]) -> list[str]:
+    """taint_of for an event without a parent, which depends on its source alone."""
+    key = (source, trusted_sources)
+    taint = _root_taints.get(key)
+    if taint is None:
+        if len(_root_taints) > 1000:
+            _root_taints.clear()
+        taint = _root_taints[key] = taint_of(source, [], trusted_sources)
+    return list(taint)
+
+
+_INSERT_COLUMNS = (
+    "id, topic, payload, priority, semantic_type, dedupe_key, trace_id, parent_event,"
+    " output_topic, context_refs, memory_scope, source, taint, depth, status, created_at"
 )
+_ROW_MARKS = "(" + ",".join("?" * 16) + ")"
+# Rows go in as multi-row INSERTs: SQLite steps once per statement, where executemany releases and retakes the GIL
+# for every row.
+MAX_ROWS_PER_INSERT = 256
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    return f"INSERT INTO events ({_INSERT_COLUMNS}) VALUES {','.join([_ROW_MARKS] * rows)}"
 
 
 def _json_list(values: list[str]) -> str:
     return json.dumps(values) if values else "[]"
 
 
+# What the writer decided for one publish: the row index of a prepared root event, (row index, placement) for a
+# decided new event, the original Event for a duplicate, or the error that refused it. A row's seq is the batch's
+# first seq plus its index.
+PublishOutcome = int | tuple[int, Placement] | Event | AiventbusError
+
+
+@dataclass(slots=True)
+class InsertResult:
+    first_seq: int
+    outcomes: list[PublishOutcome]
+
+
 class _Batch:
-    """What a batch has decided so far, so later items see earlier ones before they are inserted."""
+    """Rows decided but not inserted yet, and the seqs SQLite gave the inserted ones."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        self.next_seq = (row[0] if row else 0) + 1
-        self.by_id: dict[str, Placement] = {}
-        self.by_dedupe_key: dict[str, tuple[PendingPublish, Placement]] = {}
-        self.trace_counts: dict[str, int] = {}
-        self.child_counts: dict[str, int] = {}
-        self.rows: list[tuple[Any, ...]] = []
+        self.conn = conn
+        self.rows: list[Row] = []
+        self.inserted = 0
+        self.first_seq = 0
+        self.last_seq = 0
+
+    def add(self, row: Row) -> int:
+        self.rows.append(row)
+        return self.inserted + len(self.rows) - 1
+
+    def insert_pending(self) -> None:
+        """Insert the queued rows, so the database answers the next lookup with them in it."""
+        rows = self.rows
+        for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+            chunk = rows[start : start + MAX_ROWS_PER_INSERT]
+            cursor = self.conn.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
+            last = cursor.lastrowid or 0
+            if self.inserted == 0:
+                self.first_seq = last - len(chunk) + 1
+            elif last != self.last_seq + len(chunk):
+                raise RuntimeError("events.seq is not consecutive within one writer batch")
+            self.last_seq = last
+            self.inserted += len(chunk)
+        self.rows = []
 
 
-PublishOutcome = Placement | Event | AiventbusError
+def insert_events(conn: sqlite3.Connection, batch: list[PendingPublish], rules: PublishRules) -> InsertResult:
+    """Dedupe, apply chain limits and insert a batch; one outcome per item.
 
-
-def insert_events(conn: sqlite3.Connection, batch: list[PendingPublish], rules: PublishRules) -> list[PublishOutcome]:
-    """Dedupe, apply chain limits and insert a batch inside the writer's transaction; one outcome per item:
-    a Placement for a new event, the original Event for a duplicate, or the error that refused it."""
-    state = _Batch(conn)
-    results: list[PublishOutcome] = []
-    for item in batch:
+    Inside the writer's transaction, or alone: a batch of new root events is then one INSERT, atomic by itself, and
+    any other batch opens its own transaction."""
+    if not conn.in_transaction and not _one_statement(batch):
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            results.append(_decide(conn, item, rules, state))
+            result = insert_events(conn, batch, rules)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+    state = _Batch(conn)
+    outcomes: list[PublishOutcome] = []
+    for item in batch:
+        if item.root_row is not None:
+            outcomes.append(state.add(item.root_row))
+            continue
+        state.insert_pending()
+        try:
+            outcomes.append(_decide(conn, item, rules, state))
         except AiventbusError as error:
-            results.append(error)
-    if state.rows:
-        conn.executemany(INSERT_SQL, state.rows)
-    return results
+            outcomes.append(error)
+    state.insert_pending()
+    return InsertResult(state.first_seq, outcomes)
 
 
-def _decide(conn: sqlite3.Connection, item: PendingPublish, rules: PublishRules, state: _Batch) -> Placement | Event:
+def _one_statement(batch: list[PendingPublish]) -> bool:
+    return len(batch) <= MAX_ROWS_PER_INSERT and all(item.root_row is not None for item in batch)
+
+
+def _decide(
+    conn: sqlite3.Connection, item: PendingPublish, rules: PublishRules, state: _Batch
+) -> tuple[int, Placement] | Event:
+    """An event with a dedupe key, a parent or a trace: every earlier event of the batch is already inserted."""
     incoming, now = item.incoming, item.now
-    if incoming.dedupe_key is None and incoming.parent_event is None and incoming.trace_id is None:
-        return _place_root(item, rules, state)
     if incoming.dedupe_key is not None and rules.dedupe_window_seconds > 0:
-        original = _find_duplicate(conn, incoming.dedupe_key, now, rules.dedupe_window_seconds, state)
+        original = _find_duplicate(conn, incoming.dedupe_key, now, rules.dedupe_window_seconds)
         if original is not None:
             return original
 
@@ -177,36 +285,23 @@ def _decide(conn: sqlite3.Connection, item: PendingPublish, rules: PublishRules,
     parent_children = 0
     if incoming.parent_event is not None:
         parent_id = incoming.parent_event
-        pending_parent = state.by_id.get(parent_id)
-        if pending_parent is not None:
-            parent_trace, parent_depth, parent_taint = (
-                pending_parent.trace_id,
-                pending_parent.depth,
-                pending_parent.taint,
-            )
-        else:
-            parent = conn.execute("SELECT trace_id, depth, taint FROM events WHERE id = ?", (parent_id,)).fetchone()
-            if parent is None:
-                raise ValidationFailed("parent_event", f"event {parent_id} does not exist")
-            parent_trace, parent_depth, parent_taint = parent[0], parent[1], json.loads(parent[2])
+        parent = conn.execute("SELECT trace_id, depth, taint FROM events WHERE id = ?", (parent_id,)).fetchone()
+        if parent is None:
+            raise ValidationFailed("parent_event", f"event {parent_id} does not exist")
+        parent_trace, parent_depth, parent_taint = parent[0], parent[1], json.loads(parent[2])
         if trace_id is not None and trace_id != parent_trace:
             raise ValidationFailed("trace_id", f"must match the parent's trace {parent_trace}")
         trace_id = parent_trace
         depth = parent_depth + 1
-        if parent_id not in state.child_counts:
-            state.child_counts[parent_id] = conn.execute(
-                "SELECT COUNT(*) FROM events WHERE parent_event = ?", (parent_id,)
-            ).fetchone()[0]
-        parent_children = state.child_counts[parent_id]
+        parent_children = conn.execute("SELECT COUNT(*) FROM events WHERE parent_event = ?", (parent_id,)).fetchone()[0]
+    trace_events = 0
     if trace_id is None:
         trace_id = new_id("tr")
-        state.trace_counts[trace_id] = 0
-    elif trace_id not in state.trace_counts:
+    else:
         # system.* events report on a trace; they do not spend its budget.
-        state.trace_counts[trace_id] = conn.execute(
+        trace_events = conn.execute(
             "SELECT COUNT(*) FROM events WHERE trace_id = ? AND source != 'system'", (trace_id,)
         ).fetchone()[0]
-    trace_events = state.trace_counts[trace_id]
     if incoming.parent_event is None and trace_events:
         # Joining an existing trace without a parent inherits the trace's taint.
         for (taint_json,) in conn.execute(
@@ -219,61 +314,11 @@ def _decide(conn: sqlite3.Connection, item: PendingPublish, rules: PublishRules,
         if violation is not None:
             raise ChainLimitExceeded(violation[0], violation[1], trace_id)
 
-    placement = _place(item, state, trace_id, depth, taint_of(incoming.source, parent_taint, rules.trusted_sources))
-    state.by_id[item.event_id] = placement
-    if incoming.dedupe_key is not None:
-        state.by_dedupe_key[incoming.dedupe_key] = (item, placement)
-    if incoming.source != "system":
-        state.trace_counts[trace_id] += 1
-    if incoming.parent_event is not None:
-        state.child_counts[incoming.parent_event] += 1
-    return placement
+    placement = Placement(trace_id, depth, taint_of(incoming.source, parent_taint, rules.trusted_sources))
+    return state.add(item.row(placement)), placement
 
 
-def _place_root(item: PendingPublish, rules: PublishRules, state: _Batch) -> Placement:
-    """The common case, a new event starting its own trace: nothing to look up, no limit can apply."""
-    incoming = item.incoming
-    placement = _place(item, state, new_id("tr"), 0, taint_of(incoming.source, [], rules.trusted_sources))
-    state.by_id[item.event_id] = placement
-    state.trace_counts[placement.trace_id] = 0 if incoming.source == "system" else 1
-    return placement
-
-
-def _place(item: PendingPublish, state: _Batch, trace_id: str, depth: int, taint: list[str]) -> Placement:
-    """Give the event the next seq and queue its row for the batch's one INSERT."""
-    incoming = item.incoming
-    placement = Placement(state.next_seq, trace_id, depth, taint)
-    state.next_seq += 1
-    state.rows.append(
-        (
-            placement.seq,
-            item.event_id,
-            incoming.topic,
-            item.payload_json,
-            incoming.priority.value,
-            incoming.semantic_type,
-            incoming.dedupe_key,
-            trace_id,
-            incoming.parent_event,
-            incoming.output_topic,
-            _json_list(incoming.context_refs),
-            incoming.memory_scope,
-            incoming.source,
-            _json_list(taint),
-            depth,
-            "pending",
-            item.now,
-        )
-    )
-    return placement
-
-
-def _find_duplicate(
-    conn: sqlite3.Connection, key: str, now: float, window_seconds: float, state: _Batch
-) -> Event | None:
-    pending = state.by_dedupe_key.get(key)
-    if pending is not None and within_dedupe_window(pending[0].now, now, window_seconds):
-        return pending[1].event(pending[0])
+def _find_duplicate(conn: sqlite3.Connection, key: str, now: float, window_seconds: float) -> Event | None:
     original = conn.execute(
         f"SELECT {COLUMNS} FROM events WHERE dedupe_key = ? AND created_at > ? ORDER BY seq DESC LIMIT 1",
         (key, now - window_seconds),

@@ -1,0 +1,76 @@
+"""What one writer batch decides when new roots, children, duplicates and refusals travel together."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from aiventbus.config import BusConfig
+from aiventbus.core.bus import EventBus
+from aiventbus.core.events import Event, EventIn
+from aiventbus.errors import ChainLimitExceeded
+from aiventbus.store.database import Database
+from aiventbus.store.events import MAX_ROWS_PER_INSERT, compact_json
+from aiventbus.telemetry import Metrics
+
+
+@pytest.fixture(params=["NORMAL", "FULL"])
+async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventBus]:
+    db = Database(tmp_path / "bus.db", synchronous=request.param)
+    await db.open()
+    yield EventBus(db, BusConfig(max_fan_out=2), Metrics())
+    await db.close()
+
+
+async def stored(bus: EventBus) -> list[Event]:
+    """Every event but system.* reports, in seq order."""
+    rows = await bus.db.fetch_all("SELECT id FROM events WHERE topic NOT LIKE 'system.%' ORDER BY seq")
+    events = {event.id: event for event in await bus.queries.get_many([row["id"] for row in rows])}
+    return [events[row["id"]] for row in rows]
+
+
+async def test_more_roots_than_one_insert_holds(bus: EventBus) -> None:
+    count = MAX_ROWS_PER_INSERT * 2 + 7
+    published = await bus.publish_many([EventIn(topic="bulk.item", payload={"n": n}) for n in range(count)])
+    assert all(isinstance(event, Event) for event in published)
+    seqs = [event.seq for event in published if isinstance(event, Event)]
+    assert seqs == list(range(seqs[0], seqs[0] + count))  # one seq each, in publish order
+    by_id = {event.id: event for event in await stored(bus)}
+    assert len(by_id) == count
+    for event in published:
+        assert isinstance(event, Event)
+        assert by_id[event.id].seq == event.seq
+        assert by_id[event.id].trace_id == event.trace_id == f"tr_{event.id[4:]}"
+
+
+async def test_a_mixed_batch_sees_its_own_earlier_events(bus: EventBus) -> None:
+    parent = await bus.publish(EventIn(topic="chain.root", payload={}, source="clipboard"))
+    batch = [
+        EventIn(topic="fresh.root", payload={"a": 1}),
+        EventIn(topic="keyed", payload={"first": True}, dedupe_key="k1"),
+        EventIn(topic="keyed", payload={"first": False}, dedupe_key="k1"),  # duplicate of the one just before
+        EventIn(topic="child", payload={"i": 1}, parent_event=parent.id),
+        EventIn(topic="child", payload={"i": 2}, parent_event=parent.id),
+        EventIn(topic="child", payload={"i": 3}, parent_event=parent.id),  # the third child: over max_fan_out 2
+        EventIn(topic="fresh.root", payload={"a": 2}),
+    ]
+    results = await bus.publish_many(batch)
+    root_a, keyed, duplicate, child1, child2, refused, root_b = results
+    assert isinstance(duplicate, Event) and duplicate.deduplicated and duplicate.id == getattr(keyed, "id", None)
+    assert isinstance(refused, ChainLimitExceeded) and refused.reason == "fan_out"
+    for child in (child1, child2):
+        assert isinstance(child, Event)
+        assert (child.trace_id, child.depth, child.taint) == (parent.trace_id, 1, ["clipboard"])
+    events = [r for r in (root_a, keyed, child1, child2, root_b) if isinstance(r, Event)]
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
+    assert [(e.id, e.seq) for e in await stored(bus)] == [(parent.id, parent.seq)] + [(e.id, e.seq) for e in events]
+    system = await bus.db.fetch_all("SELECT payload FROM events WHERE topic = 'system.chain_limit'")
+    assert [json.loads(row["payload"])["reason"] for row in system] == ["fan_out"]
+
+
+def test_payload_text_is_compact_json_and_keeps_big_integers() -> None:
+    assert compact_json({"a": [1, "é"], "b": None}) == '{"a":[1,"é"],"b":null}'
+    assert json.loads(compact_json({"big": 2**80})) == {"big": 2**80}
