@@ -14,6 +14,7 @@ from aiventbus.core.events import ChainLimits, Event, EventIn, Priority
 from aiventbus.errors import ChainLimitExceeded, StoreClosed
 from aiventbus.store.database import Database
 from aiventbus.store.events import (
+    MAX_ROWS_PER_INSERT,
     EventQueries,
     InsertResult,
     PendingPublish,
@@ -124,7 +125,12 @@ class EventBus:
         rules = PublishRules(self.limits, self.config.dedupe_window_seconds, self.trusted_sources)
         items = [item for item, _ in batch]
         try:
-            written = self.db.submit(lambda conn: insert_events(conn, items, rules), commits_itself=True, on_loop=True)
+            # Up to one INSERT's worth (a few ms at most) may go in on the loop; a flood goes to the writer thread.
+            written = self.db.submit(
+                lambda conn: insert_events(conn, items, rules),
+                commits_itself=True,
+                on_loop=len(items) <= MAX_ROWS_PER_INSERT,
+            )
         except Exception as error:
             for _, future in batch:
                 future.set_exception(error)
