@@ -166,6 +166,9 @@ class Database:
         except Exception:
             conn.execute("ROLLBACK")
             return False  # the writer thread runs them again, each in its own savepoint, and reports the error
+        except BaseException:
+            conn.execute("ROLLBACK")  # never leave the shared connection inside a transaction
+            raise
         if self._commit_waits_for_disk:
             commit = self._loop_commit = self.submit_commit()
             commit.add_done_callback(lambda done: self._loop_commit_done(done, entries, results))
