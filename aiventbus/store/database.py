@@ -9,7 +9,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -20,6 +20,7 @@ from aiventbus.store.migrations import apply_migrations
 
 T = TypeVar("T")
 WriteJob = Callable[[sqlite3.Connection], Any]
+Params = Sequence[Any] | Mapping[str, Any]  # positional (?) or named (:name) parameters
 log = logging.getLogger(__name__)
 
 _STOP = object()
@@ -215,23 +216,23 @@ class Database:
         for entry in held:
             self._to_thread(entry)
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+    async def execute(self, sql: str, params: Params = ()) -> int:
         """One write statement; returns the rows it changed."""
         return await self.submit(lambda conn: conn.execute(sql, params).rowcount, commits_itself=True)
 
-    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         if self._reader is None:
             raise StoreClosed("the store is closed")
         async with self._reader.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
-    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         if self._reader is None:
             raise StoreClosed("the store is closed")
         async with self._reader.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
-    async def fetch_value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    async def fetch_value(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetch_one(sql, params)
         return None if row is None else row[0]
 

@@ -72,6 +72,20 @@ def compact_json(value: Any) -> str:
 Row = tuple[Any, ...]
 
 
+def root_trace_id(event_id: str) -> str:
+    """The trace a new root event starts is named after it (evt_X starts tr_X): as unique as the event id."""
+    return f"tr_{event_id[4:]}"
+
+
+def trace_members(columns: str) -> str:
+    """The events of trace `:trace`, as a subquery. The trace index leaves out roots (named after their trace, see
+    migration 0005): they are found by id, everything else through the index."""
+    return (
+        f"(SELECT {columns} FROM events WHERE trace_id = :trace AND trace_id != 'tr_' || substr(id, 5)"
+        f" UNION ALL SELECT {columns} FROM events WHERE id = 'evt_' || substr(:trace, 4) AND trace_id = :trace)"
+    )
+
+
 @dataclass(slots=True)
 class Placement:
     """Where an event sits in the chain: decided by the writer, or before it for a new root event."""
@@ -101,8 +115,7 @@ class PendingPublish:
         event_id = new_id("evt")
         item = cls(incoming, now, enforce_limits, event_id, compact_json(incoming.payload), None, None)
         if incoming.dedupe_key is None and incoming.parent_event is None and incoming.trace_id is None:
-            # A root's trace is named after it: as unique as the event id, and one id fewer to make.
-            item.root = Placement(f"tr_{event_id[4:]}", 0, _root_taint(incoming.source, trusted_sources))
+            item.root = Placement(root_trace_id(event_id), 0, _root_taint(incoming.source, trusted_sources))
             item.root_row = item.row(item.root)
         return item
 
@@ -296,16 +309,16 @@ def _decide(
         parent_children = conn.execute("SELECT COUNT(*) FROM events WHERE parent_event = ?", (parent_id,)).fetchone()[0]
     trace_events = 0
     if trace_id is None:
-        trace_id = new_id("tr")
+        trace_id = root_trace_id(item.event_id)
     else:
         # system.* events report on a trace; they do not spend its budget.
         trace_events = conn.execute(
-            "SELECT COUNT(*) FROM events WHERE trace_id = ? AND source != 'system'", (trace_id,)
+            f"SELECT COUNT(*) FROM {trace_members('source')} WHERE source != 'system'", {"trace": trace_id}
         ).fetchone()[0]
     if incoming.parent_event is None and trace_events:
         # Joining an existing trace without a parent inherits the trace's taint.
         for (taint_json,) in conn.execute(
-            "SELECT DISTINCT taint FROM events WHERE trace_id = ? AND taint != '[]'", (trace_id,)
+            f"SELECT DISTINCT taint FROM {trace_members('taint')} WHERE taint != '[]'", {"trace": trace_id}
         ):
             parent_taint = [*parent_taint, *json.loads(taint_json)]
 
@@ -390,7 +403,8 @@ class EventQueries:
 
     async def trace(self, trace_id: str, limit: int = 1000) -> list[Event]:
         rows = await self.db.fetch_all(
-            f"SELECT {COLUMNS} FROM events WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, limit)
+            f"SELECT {COLUMNS} FROM {trace_members(COLUMNS)} ORDER BY seq LIMIT :limit",
+            {"trace": trace_id, "limit": limit},
         )
         return [row_to_event(row) for row in rows]
 

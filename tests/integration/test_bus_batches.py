@@ -74,3 +74,23 @@ async def test_a_mixed_batch_sees_its_own_earlier_events(bus: EventBus) -> None:
 def test_payload_text_is_compact_json_and_keeps_big_integers() -> None:
     assert compact_json({"a": [1, "é"], "b": None}) == '{"a":[1,"é"],"b":null}'
     assert json.loads(compact_json({"big": 2**80})) == {"big": 2**80}
+
+
+async def test_a_trace_holds_its_root_children_and_joiners(bus: EventBus) -> None:
+    """Roots are left out of the trace index (found by id instead): every member must still show, and count."""
+    root = await bus.publish(EventIn(topic="t.root", payload={}, source="webhook"))
+    child = await bus.publish(EventIn(topic="t.child", payload={}, parent_event=root.id))
+    joiner = await bus.publish(EventIn(topic="t.join", payload={}, trace_id=root.trace_id))
+    keyed_root = await bus.publish(EventIn(topic="t.keyed", payload={}, dedupe_key="only-once"))
+    assert root.trace_id == f"tr_{root.id[4:]}" and keyed_root.trace_id == f"tr_{keyed_root.id[4:]}"
+    assert joiner.taint == ["webhook"]  # joined without a parent, so it inherits the trace's taint via its root
+    assert [e.id for e in await bus.queries.trace(root.trace_id)] == [root.id, child.id, joiner.id]
+    assert [e.id for e in await bus.queries.trace(keyed_root.trace_id)] == [keyed_root.id]
+    # A trace id that only looks derived from an event of another trace does not pull that event in.
+    stray = await bus.publish(EventIn(topic="t.stray", payload={}, trace_id=f"tr_{child.id[4:]}"))
+    assert [e.id for e in await bus.queries.trace(stray.trace_id)] == [stray.id]
+    plan = await bus.db.fetch_all(
+        "EXPLAIN QUERY PLAN SELECT seq FROM events WHERE trace_id = ? AND trace_id != 'tr_' || substr(id, 5)",
+        (root.trace_id,),
+    )
+    assert any("events_trace" in row[3] for row in plan)
