@@ -180,11 +180,13 @@ class Database:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             for entry in entries:
-                entry.future.set_exception(error)
+                if not entry.future.done():
+                    entry.future.set_exception(error)
             return True
         self._committed(len(entries))
         for entry, result in zip(entries, results, strict=True):
-            entry.future.set_result(result)
+            if not entry.future.done():  # its caller may have stopped waiting
+                entry.future.set_result(result)
         return True
 
     def submit_commit(self) -> asyncio.Future[None]:

@@ -109,3 +109,12 @@ async def test_close_waits_for_a_loop_commit_and_what_it_held(tmp_path: Path) ->
     check = sqlite3.connect(tmp_path / "closing.db")
     assert [row[0] for row in check.execute("SELECT n FROM t ORDER BY n")] == [1, 2, 3]
     check.close()
+
+
+async def test_a_caller_that_stops_waiting_for_a_held_job_breaks_nothing(full_db: Database) -> None:
+    first = full_db.submit(insert(1), on_loop=True)
+    abandoned = full_db.submit(insert(2), on_loop=True)  # held behind the first one's COMMIT
+    abandoned.cancel()
+    after = full_db.submit(insert(3), on_loop=True)
+    await asyncio.gather(first, after)
+    assert [n for n, _ in await rows(full_db)] == [1, 2, 3]  # the job still ran; only its caller left
