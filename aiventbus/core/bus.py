@@ -51,6 +51,7 @@ class EventBus:
         self._accepting = True
         self._pending: list[tuple[PendingPublish, asyncio.Future[Published]]] = []
         self._duration_children: dict[str, Any] = {}
+        self._published_duration = metrics.event_publish_duration.labels("published")
         self._published_children: dict[tuple[str, str], Any] = {}
         self.subscriber_failures = 0
 
@@ -110,7 +111,7 @@ class EventBus:
         else:
             self._observe("rejected", started)
             raise outcome
-        self._observe("published", started)
+        self._published_duration.observe(time.perf_counter() - started)
         self._published_counter(event.topic, event.source).inc()
         if event.topic.startswith("system."):
             self.metrics.system_events.labels(bounded_topic(event.topic)).inc()

@@ -126,7 +126,7 @@ class PendingPublish:
             self.event_id,
             incoming.topic,
             self.payload_json,
-            incoming.priority.value,
+            _PRIORITY_TEXT[incoming.priority],
             incoming.semantic_type,
             incoming.dedupe_key,
             placement.trace_id,
@@ -174,6 +174,7 @@ class PendingPublish:
 
 
 _EVENT_FIELDS = set(Event.model_fields)
+_PRIORITY_TEXT = {priority: priority.value for priority in Priority}  # a dict lookup is cheaper than .value
 _root_taints: dict[tuple[str, frozenset[str]], list[str]] = {}
 
 
