@@ -12,8 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from aiventbus.config import BusConfig
+from aiventbus.core.bus import EventBus
+from aiventbus.store.database import Database
+from aiventbus.telemetry import Metrics
 from tests.support.clock import FakeClock
-from tests.support.daemon import RunningDaemon, running_daemon
+from tests.support.daemon import (
+    DaemonProcess,
+    RunningDaemon,
+    free_port,
+    running_daemon,
+    start_daemon_process,
+    stop_process,
+    write_config,
+)
 
 pytest_plugins = ["tests.support.llm_fixtures"]
 
@@ -52,6 +64,25 @@ def clock() -> FakeClock:
 async def daemon(tmp_path: Path) -> AsyncIterator[RunningDaemon]:
     async with running_daemon(tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def daemon_process(tmp_path: Path) -> Iterator[DaemonProcess]:
+    """A real `python -m aiventbus` on a free port, for tests that drive it from outside (aibus, signals)."""
+    process = start_daemon_process(write_config(tmp_path, port=free_port()))
+    yield process
+    stop_process(process.process)
+
+
+@pytest.fixture
+async def bus(tmp_path: Path) -> AsyncIterator[EventBus]:
+    """An EventBus over a fresh database, with dedupe off."""
+    db = Database(tmp_path / "events.db")
+    await db.open()
+    try:
+        yield EventBus(db, BusConfig(dedupe_window_seconds=0), Metrics())
+    finally:
+        await db.close()
 
 
 @pytest.fixture(autouse=True)

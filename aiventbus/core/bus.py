@@ -89,10 +89,7 @@ class EventBus:
         except Exception:
             self._observe("error", started)
             raise
-        if isinstance(outcome, int):
-            assert item.root is not None
-            event = item.event(first_seq + outcome, item.root)
-        elif isinstance(outcome, tuple):
+        if isinstance(outcome, tuple):
             event = item.event(first_seq + outcome[0], outcome[1])
         elif isinstance(outcome, Event):
             event = outcome.model_copy(update={"deduplicated": True})

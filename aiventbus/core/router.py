@@ -154,19 +154,7 @@ class Router:
                 )
         for assignment in created:
             self.metrics.assignments_created.labels(assignment.agent_id, assignment.lane).inc()
-            self.hub.publish(
-                "assignment",
-                {
-                    "assignment_id": assignment.id,
-                    "event_id": assignment.event_id,
-                    "agent_id": assignment.agent_id,
-                    "lane": assignment.lane,
-                    "state": "pending",
-                    "attempts": 0,
-                    "error": None,
-                },
-                topic=assignment.topic,
-            )
+            self.hub.publish("assignment", assignment.update_message("pending"), topic=assignment.topic)
         self.routed += len(planned)
         return created
 

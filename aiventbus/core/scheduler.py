@@ -401,16 +401,4 @@ class Scheduler:
 
     def _transition(self, assignment: Assignment, state: str, error: str = "") -> None:
         self.metrics.assignment_transitions.labels(assignment.agent_id, state).inc()
-        self.hub.publish(
-            "assignment",
-            {
-                "assignment_id": assignment.id,
-                "event_id": assignment.event_id,
-                "agent_id": assignment.agent_id,
-                "lane": assignment.lane,
-                "state": state,
-                "attempts": assignment.attempts,
-                "error": error or None,
-            },
-            topic=assignment.topic,
-        )
+        self.hub.publish("assignment", assignment.update_message(state, error), topic=assignment.topic)

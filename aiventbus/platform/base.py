@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,6 +76,25 @@ class PlatformCommandFailed(AiventbusError):
     def __init__(self, command: str, detail: str) -> None:
         super().__init__(f"{command}: {detail}", command=command)
         self.command = command
+
+
+Which = Callable[[str], str | None]  # shutil.which, or a test's stand-in
+
+
+class CapabilityReports(ABC):
+    """What every platform shares: the report of every capability, and refusing work whose capability is missing."""
+
+    @abstractmethod
+    def capability(self, name: str) -> Capability:
+        """Whether `name` works here; an unknown name is reported unavailable."""
+
+    def capabilities(self) -> list[Capability]:
+        return [self.capability(name) for name in CAPABILITY_NAMES]
+
+    def _require(self, name: str) -> None:
+        report = self.capability(name)
+        if not report.available:
+            raise CapabilityUnavailable(name, report.reason, report.fix)
 
 
 class Platform(Protocol):

@@ -12,7 +12,6 @@ from aiventbus.platform import x11_watch
 from aiventbus.platform.base import (
     APP_LAUNCHING,
     APP_LIFECYCLE,
-    CAPABILITY_NAMES,
     CLIPBOARD,
     FILE_WATCHING,
     NOTIFICATIONS_INBOUND,
@@ -21,21 +20,21 @@ from aiventbus.platform.base import (
     SYSTEM_LOG,
     TERMINAL,
     Capability,
-    CapabilityUnavailable,
+    CapabilityReports,
     PlatformCommandFailed,
+    Which,
     check_notification,
     check_target,
     run_helper,
 )
 
-Which = Callable[[str], str | None]
 DEFAULT_SYSTEM_BUS = "unix:path=/var/run/dbus/system_bus_socket"
 JOURNAL_DIRS = ("/var/log/journal", "/run/log/journal")
 # wl-paste runs this once per clipboard change with the new text on stdin; a fixed string, never user input.
 WL_WATCH_SCRIPT = "cat; printf '\\0'"
 
 
-class LinuxPlatform:
+class LinuxPlatform(CapabilityReports):
     """Capability checks read only the environment and PATH, so they are cheap and testable."""
 
     name = "linux"
@@ -57,9 +56,6 @@ class LinuxPlatform:
         self.x11_change_events = x11_change_events
 
     # -- capability reports --------------------------------------------------------------------
-
-    def capabilities(self) -> list[Capability]:
-        return [self.capability(name) for name in CAPABILITY_NAMES]
 
     def capability(self, name: str) -> Capability:
         checks: dict[str, Callable[[], Capability]] = {
@@ -173,11 +169,6 @@ class LinuxPlatform:
         return Capability(APP_LAUNCHING, True, backend="xdg-open")
 
     # -- commands the producers run ------------------------------------------------------------
-
-    def _require(self, name: str) -> None:
-        report = self.capability(name)
-        if not report.available:
-            raise CapabilityUnavailable(name, report.reason, report.fix)
 
     def clipboard_command(self) -> list[str]:
         self._require(CLIPBOARD)

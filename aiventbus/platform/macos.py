@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from aiventbus.platform.base import (
     APP_LAUNCHING,
     APP_LIFECYCLE,
-    CAPABILITY_NAMES,
     CLIPBOARD,
     FILE_WATCHING,
     NOTIFICATIONS_INBOUND,
@@ -18,17 +17,16 @@ from aiventbus.platform.base import (
     SYSTEM_LOG,
     TERMINAL,
     Capability,
-    CapabilityUnavailable,
+    CapabilityReports,
     PlatformCommandFailed,
+    Which,
     check_notification,
     check_target,
     run_helper,
 )
 
-Which = Callable[[str], str | None]
 
-
-class MacOSPlatform:
+class MacOSPlatform(CapabilityReports):
     name = "macos"
 
     def __init__(
@@ -40,9 +38,6 @@ class MacOSPlatform:
         self.env = dict(os.environ if env is None else env)
         self.which = which
         self.custom_log_command = list(system_log_command or [])
-
-    def capabilities(self) -> list[Capability]:
-        return [self.capability(name) for name in CAPABILITY_NAMES]
 
     def capability(self, name: str) -> Capability:
         def tool(capability: str, program: str, backend: str) -> Capability:
@@ -76,11 +71,6 @@ class MacOSPlatform:
         if name not in checks:
             return Capability(name, False, f"unknown capability {name!r}")
         return checks[name]()
-
-    def _require(self, name: str) -> None:
-        report = self.capability(name)
-        if not report.available:
-            raise CapabilityUnavailable(name, report.reason, report.fix)
 
     def clipboard_command(self) -> list[str]:
         self._require(CLIPBOARD)

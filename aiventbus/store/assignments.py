@@ -47,6 +47,18 @@ class Assignment(BaseModel):
     created_at: float
     updated_at: float
 
+    def update_message(self, state: str, error: str = "") -> dict[str, Any]:
+        """The /ws `assignment` message for this assignment entering `state`."""
+        return {
+            "assignment_id": self.id,
+            "event_id": self.event_id,
+            "agent_id": self.agent_id,
+            "lane": self.lane,
+            "state": state,
+            "attempts": self.attempts,
+            "error": error or None,
+        }
+
 
 class ResponseRow(BaseModel):
     """What an agent run stores in agent_responses."""

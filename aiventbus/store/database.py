@@ -171,7 +171,7 @@ class Database:
             conn.execute("ROLLBACK")  # never leave the shared connection inside a transaction
             raise
         if self._commit_waits_for_disk:
-            commit = self._loop_commit = self.submit_commit()
+            commit = self._loop_commit = self._submit_commit()
             commit.add_done_callback(lambda done: self._loop_commit_done(done, entries, results))
             return True
         try:
@@ -189,7 +189,7 @@ class Database:
                 entry.future.set_result(result)
         return True
 
-    def submit_commit(self) -> asyncio.Future[None]:
+    def _submit_commit(self) -> asyncio.Future[None]:
         """COMMIT the loop-side transaction in the writer thread, where waiting for the disk blocks nobody."""
         assert self._loop is not None
         future: asyncio.Future[None] = self._loop.create_future()

@@ -106,18 +106,16 @@ class PendingPublish:
     payload_json: str
     # A new event starting its own trace (no dedupe key, parent or trace): decided here, the writer only inserts.
     root: Placement | None
-    root_row: Row | None
 
     @classmethod
     def prepare(
         cls, incoming: EventIn, now: float, enforce_limits: bool = True, trusted_sources: frozenset[str] = frozenset()
     ) -> PendingPublish:
         event_id = new_id("evt")
-        item = cls(incoming, now, enforce_limits, event_id, compact_json(incoming.payload), None, None)
+        root = None
         if incoming.dedupe_key is None and incoming.parent_event is None and incoming.trace_id is None:
-            item.root = Placement(root_trace_id(event_id), 0, _root_taint(incoming.source, trusted_sources))
-            item.root_row = item.row(item.root)
-        return item
+            root = Placement(root_trace_id(event_id), 0, _root_taint(incoming.source, trusted_sources))
+        return cls(incoming, now, enforce_limits, event_id, compact_json(incoming.payload), root)
 
     def row(self, placement: Placement) -> Row:
         """The INSERT row (every column but seq, which SQLite assigns in insertion order)."""
@@ -208,10 +206,9 @@ def _json_list(values: list[str]) -> str:
     return json.dumps(values) if values else "[]"
 
 
-# What the writer decided for one publish: the row index of a prepared root event, (row index, placement) for a
-# decided new event, the original Event for a duplicate, or the error that refused it. A row's seq is the batch's
-# first seq plus its index.
-PublishOutcome = int | tuple[int, Placement] | Event | AiventbusError
+# What the writer decided for one publish: (row index, placement) for a new event, the original Event for a
+# duplicate, or the error that refused it. A row's seq is the batch's first seq plus its index.
+PublishOutcome = tuple[int, Placement] | Event | AiventbusError
 
 
 @dataclass(slots=True)
@@ -267,8 +264,8 @@ def insert_events(conn: sqlite3.Connection, batch: list[PendingPublish], rules: 
     state = _Batch(conn)
     outcomes: list[PublishOutcome] = []
     for item in batch:
-        if item.root_row is not None:
-            outcomes.append(state.add(item.root_row))
+        if item.root is not None:
+            outcomes.append((state.add(item.row(item.root)), item.root))
             continue
         state.insert_pending()
         try:
@@ -280,7 +277,7 @@ def insert_events(conn: sqlite3.Connection, batch: list[PendingPublish], rules: 
 
 
 def _one_statement(batch: list[PendingPublish]) -> bool:
-    return len(batch) <= MAX_ROWS_PER_INSERT and all(item.root_row is not None for item in batch)
+    return len(batch) <= MAX_ROWS_PER_INSERT and all(item.root is not None for item in batch)
 
 
 def _decide(

@@ -28,10 +28,11 @@ from aiventbus.core.events import EventIn
 from aiventbus.core.prompts import system_prompt
 from aiventbus.core.scheduler import RunOutcome
 from aiventbus.daemon import Daemon
-from aiventbus.llm.base import ChatRequest, ChatResult, ModelCheck, TokenCallback
+from aiventbus.llm.base import ChatRequest, ChatResult, TokenCallback
 from aiventbus.llm.registry import LLMRegistry
 from aiventbus.llm.structured import agent_response_schema
 from aiventbus.store.assignments import Assignment
+from tests.support.providers import ChatOnlyProvider
 
 ANSWER = json.dumps({"type": "answer", "summary": "ok", "confidence": 1.0, "proposed_actions": []})
 
@@ -67,7 +68,7 @@ def config_for(base: Path, port: int = 0, **extra: Any) -> Any:
     return parse_config(data)
 
 
-class TimedProvider:
+class TimedProvider(ChatOnlyProvider):
     """A stand-in model: ambient calls take `ambient_seconds` (cancellable); interactive ones answer at once."""
 
     kind = "ollama"
@@ -79,15 +80,6 @@ class TimedProvider:
     async def chat(self, request: ChatRequest, on_token: TokenCallback | None = None) -> ChatResult:
         await asyncio.sleep(self.seconds)
         return ChatResult(ANSWER)
-
-    async def check(self, model: str) -> ModelCheck:
-        return ModelCheck(ok=True)
-
-    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
-        return []
-
-    async def close(self) -> None:
-        return None
 
 
 class DispatchProbe:

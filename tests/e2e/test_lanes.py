@@ -14,13 +14,14 @@ import pytest
 from aiventbus.llm.base import ChatRequest, ChatResult, LLMProvider, ModelCheck, TokenCallback
 from aiventbus.llm.registry import LLMRegistry
 from tests.support.daemon import running_daemon
+from tests.support.providers import ChatOnlyProvider
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 AMBIENT_URL = "http://127.0.0.1:7"
 
 
-class HeldGeneration:
+class HeldGeneration(ChatOnlyProvider):
     """An ambient 'model' whose generation streams one token and then runs until cancelled or released."""
 
     kind = "ollama"
@@ -45,15 +46,6 @@ class HeldGeneration:
         finally:
             self.running -= 1
         return ChatResult(json.dumps({"type": "note", "summary": "ok", "confidence": 1.0, "proposed_actions": []}))
-
-    async def check(self, model: str) -> ModelCheck:
-        return ModelCheck(ok=True)
-
-    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
-        return []
-
-    async def close(self) -> None:
-        return None
 
 
 class Recording:

@@ -19,6 +19,7 @@ from aiventbus.telemetry import Metrics
 
 @pytest.fixture(params=["NORMAL", "FULL"])
 async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventBus]:
+    """Here the bus runs at both synchronous settings, with max_fan_out 2 (the shared fixture: NORMAL, no dedupe)."""
     db = Database(tmp_path / "bus.db", synchronous=request.param)
     await db.open()
     yield EventBus(db, BusConfig(max_fan_out=2), Metrics())

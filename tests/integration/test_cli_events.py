@@ -5,18 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import aibus
-from tests.support.daemon import DaemonProcess, free_port, start_daemon_process, stop_process, write_config
-
-
-@pytest.fixture
-def daemon_process(tmp_path: Path) -> DaemonProcess:
-    config = write_config(tmp_path, port=free_port())
-    process = start_daemon_process(config)
-    yield process
-    stop_process(process.process)
+from tests.support.daemon import DaemonProcess, free_port, write_config
 
 
 def test_status_publish_and_events(daemon_process: DaemonProcess) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,10 +11,6 @@ from tests.support.cli import aibus
 from tests.support.daemon import (
     DaemonProcess,
     RunningDaemon,
-    free_port,
-    start_daemon_process,
-    stop_process,
-    write_config,
 )
 
 
@@ -89,13 +83,6 @@ async def test_endpoints_are_documented(daemon: RunningDaemon) -> None:
     paths = (await daemon.client.get("/openapi.json")).json()["paths"]
     assert {"404", "422"} <= set(paths["/api/v1/knowledge/{key}"]["get"]["responses"])
     assert "422" in paths["/api/v1/knowledge/{key}"]["put"]["responses"]
-
-
-@pytest.fixture
-def daemon_process(tmp_path: Path) -> Iterator[DaemonProcess]:
-    process = start_daemon_process(write_config(tmp_path, port=free_port()))
-    yield process
-    stop_process(process.process)
 
 
 def test_cli_round_trip(daemon_process: DaemonProcess) -> None:

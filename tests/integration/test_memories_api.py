@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -12,10 +10,6 @@ from tests.support.cli import aibus
 from tests.support.daemon import (
     DaemonProcess,
     RunningDaemon,
-    free_port,
-    start_daemon_process,
-    stop_process,
-    write_config,
 )
 
 
@@ -124,13 +118,6 @@ async def test_status_reports_memory(daemon: RunningDaemon) -> None:
     status = (await daemon.client.get("/api/v1/system/status")).json()
     assert status["components"]["memory"]["hybrid_search"] is False
     assert status["components"]["knowledge"]["system_facts"] >= 5
-
-
-@pytest.fixture
-def daemon_process(tmp_path: Path) -> Iterator[DaemonProcess]:
-    process = start_daemon_process(write_config(tmp_path, port=free_port()))
-    yield process
-    stop_process(process.process)
 
 
 def test_cli_round_trip(daemon_process: DaemonProcess) -> None:

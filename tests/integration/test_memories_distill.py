@@ -18,14 +18,15 @@ from aiventbus.core.memory.distill import Distiller
 from aiventbus.core.memory.model import MemoryIn
 from aiventbus.core.memory.store import MemoryStore
 from aiventbus.errors import LLMUnavailable
-from aiventbus.llm.base import ChatRequest, ChatResult, ModelCheck, TokenCallback
+from aiventbus.llm.base import ChatRequest, ChatResult, TokenCallback
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 from tests.support.clock import FakeClock
+from tests.support.providers import ChatOnlyProvider
 
 
 @dataclass
-class ScriptedProvider:
+class ScriptedProvider(ChatOnlyProvider):
     """Answers chat requests with queued texts and keeps the requests it saw."""
 
     replies: list[str] = field(default_factory=list)
@@ -40,14 +41,8 @@ class ScriptedProvider:
         self.requests.append(request)
         return ChatResult(self.replies.pop(0))
 
-    async def check(self, model: str) -> ModelCheck:
-        return ModelCheck(ok=True)
-
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         raise AssertionError("not used")
-
-    async def close(self) -> None:
-        return None
 
 
 def answer(*memories: dict[str, Any]) -> str:

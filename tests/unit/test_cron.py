@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from aiventbus.config import BusConfig, CronJobConfig, parse_config
+from aiventbus.config import CronJobConfig, parse_config
 from aiventbus.core.bus import EventBus
 from aiventbus.core.events import Event
 from aiventbus.errors import ConfigError
 from aiventbus.producers.cron import CronProducer, next_fire
 from aiventbus.producers.outlet import Outlet
-from aiventbus.store.database import Database
 from aiventbus.store.events import EventFilter
-from aiventbus.telemetry import Metrics
 from tests.support.clock import FakeClock
 
 
@@ -92,16 +88,6 @@ async def run(
         await outlet.close()
     events = await bus.queries.search(EventFilter())
     return sorted(events, key=lambda e: e.payload["cron"]["scheduled_at"]), sleeper
-
-
-@pytest.fixture
-async def bus(tmp_path: Path) -> AsyncIterator[EventBus]:
-    db = Database(tmp_path / "events.db")
-    await db.open()
-    try:
-        yield EventBus(db, BusConfig(dedupe_window_seconds=0), Metrics())
-    finally:
-        await db.close()
 
 
 async def test_loop_fires_on_schedule_with_a_fake_clock(bus: EventBus) -> None:

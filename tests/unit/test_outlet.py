@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from aiventbus.config import BusConfig
 from aiventbus.core.bus import EventBus
 from aiventbus.core.events import Priority
 from aiventbus.producers.outlet import CoalescingQueue, Outlet, Pending, RateLimited, TokenBucket
-from aiventbus.store.database import Database
 from aiventbus.store.events import EventFilter
-from aiventbus.telemetry import Metrics
 from tests.support.clock import FakeClock
-
-
-@pytest.fixture
-async def bus(tmp_path: Path) -> AsyncIterator[EventBus]:
-    db = Database(tmp_path / "events.db")
-    await db.open()
-    try:
-        yield EventBus(db, BusConfig(dedupe_window_seconds=0), Metrics())
-    finally:
-        await db.close()
 
 
 def fake_sleep(clock: FakeClock) -> Callable[[float], Awaitable[None]]:
