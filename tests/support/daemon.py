@@ -20,6 +20,10 @@ import yaml
 from aiventbus.config import Config, parse_config
 from aiventbus.daemon import Daemon
 
+# uvicorn closes a connection idle for 5 s; httpx would keep it 5 s too and could send on it as it closes
+# (ReadError). Dropping idle connections sooner leaves no such race, whatever a test does in between.
+_POOL = httpx.Limits(keepalive_expiry=2.0)
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -91,8 +95,8 @@ async def running_daemon(
         base_url = f"http://127.0.0.1:{config.server.port}"
         headers = {"Authorization": f"Bearer {daemon.token}"}
         async with (
-            httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client,
-            httpx.AsyncClient(base_url=base_url, timeout=30) as anonymous,
+            httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30, limits=_POOL) as client,
+            httpx.AsyncClient(base_url=base_url, timeout=30, limits=_POOL) as anonymous,
         ):
             yield RunningDaemon(daemon, base_url, client, anonymous)
     finally:
