@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import operator
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +121,7 @@ class PendingPublish:
         return cls(incoming, now, enforce_limits, event_id, compact_json(incoming.payload), root)
 
     def row(self, placement: Placement) -> Row:
-        """The INSERT row (every column but seq, which SQLite assigns in insertion order)."""
+        """The INSERT row, in `ROW_COLUMNS` order."""
         incoming = self.incoming
         return (
             self.event_id,
@@ -135,7 +138,6 @@ class PendingPublish:
             incoming.source,
             _json_list(placement.taint),
             placement.depth,
-            "pending",
             self.now,
         )
 
@@ -187,19 +189,49 @@ def _root_taint(source: str, trusted_sources: frozenset[str]) -> list[str]:
     return list(taint)
 
 
-_INSERT_COLUMNS = (
-    "id, topic, payload, priority, semantic_type, dedupe_key, trace_id, parent_event,"
-    " output_topic, context_refs, memory_scope, source, taint, depth, status, created_at"
-)
-_ROW_MARKS = "(" + ",".join("?" * 16) + ")"
+# An INSERT row holds every column but seq, which SQLite assigns in insertion order, and status, which starts at
+# the table's default ('pending').
+ROW_COLUMNS = (
+    "id", "topic", "payload", "priority", "semantic_type", "dedupe_key", "trace_id", "parent_event", "output_topic",
+    "context_refs", "memory_scope", "source", "taint", "depth", "created_at",
+)  # fmt: skip
+_REQUIRED = object()
+# The table's default for each column that has one (NULL for the optional ones). An INSERT leaves out a column
+# whose value is the default in every one of its rows: most events set none of these, and each value bound costs.
+COLUMN_DEFAULTS: dict[str, Any] = {
+    "semantic_type": None,
+    "dedupe_key": None,
+    "parent_event": None,
+    "output_topic": None,
+    "context_refs": "[]",
+    "memory_scope": None,
+    "taint": "[]",
+    "depth": 0,
+}
+_ROW_DEFAULTS = tuple(COLUMN_DEFAULTS.get(column, _REQUIRED) for column in ROW_COLUMNS)
 # Rows go in as multi-row INSERTs: SQLite steps once per statement, where executemany releases and retakes the GIL
 # for every row.
 MAX_ROWS_PER_INSERT = 256
 
 
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    return f"INSERT INTO events ({_INSERT_COLUMNS}) VALUES {','.join([_ROW_MARKS] * rows)}"
+def _stated_columns(rows: list[Row]) -> tuple[int, ...]:
+    """The positions of the columns these rows need to state: the required ones, and those not left at default."""
+    count = len(rows)
+    return tuple(
+        position
+        for position, (values, default) in enumerate(zip(zip(*rows, strict=True), _ROW_DEFAULTS, strict=True))
+        if default is _REQUIRED or values.count(default) != count
+    )
+
+
+@functools.lru_cache(maxsize=512)  # a few column sets, at up to MAX_ROWS_PER_INSERT sizes
+def _insert_plan(stated: tuple[int, ...], rows: int) -> tuple[str, Callable[[Row], Row] | None]:
+    """The INSERT for `rows` rows stating the columns at `stated`, and what picks those values out of a row (None
+    when the rows state every column)."""
+    columns = ", ".join(ROW_COLUMNS[position] for position in stated)
+    marks = "(" + ",".join("?" * len(stated)) + ")"
+    pick = None if len(stated) == len(ROW_COLUMNS) else operator.itemgetter(*stated)
+    return f"INSERT INTO events ({columns}) VALUES {','.join([marks] * rows)}", pick
 
 
 def _json_list(values: list[str]) -> str:
@@ -236,7 +268,9 @@ class _Batch:
         rows = self.rows
         for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
             chunk = rows[start : start + MAX_ROWS_PER_INSERT]
-            cursor = self.conn.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
+            sql, pick = _insert_plan(_stated_columns(chunk), len(chunk))
+            values = itertools.chain.from_iterable(chunk if pick is None else map(pick, chunk))
+            cursor = self.conn.execute(sql, list(values))
             last = cursor.lastrowid or 0
             if self.inserted == 0:
                 self.first_seq = last - len(chunk) + 1

@@ -13,7 +13,7 @@ from aiventbus.core.bus import EventBus
 from aiventbus.core.events import Event, EventIn
 from aiventbus.errors import ChainLimitExceeded
 from aiventbus.store.database import Database
-from aiventbus.store.events import MAX_ROWS_PER_INSERT, compact_json
+from aiventbus.store.events import COLUMN_DEFAULTS, MAX_ROWS_PER_INSERT, ROW_COLUMNS, compact_json
 from aiventbus.telemetry import Metrics
 
 
@@ -70,6 +70,40 @@ async def test_a_mixed_batch_sees_its_own_earlier_events(bus: EventBus) -> None:
     assert [(e.id, e.seq) for e in await stored(bus)] == [(parent.id, parent.seq)] + [(e.id, e.seq) for e in events]
     system = await bus.db.fetch_all("SELECT payload FROM events WHERE topic = 'system.chain_limit'")
     assert [json.loads(row["payload"])["reason"] for row in system] == ["fan_out"]
+
+
+async def test_columns_left_to_their_defaults_read_back_as_published(bus: EventBus) -> None:
+    """An INSERT states only the columns some row of it sets: rows that set them and rows that do not, together and
+    apart, read back exactly as published."""
+    plain = EventIn(topic="plain", payload={"p": 1})
+    full = EventIn(
+        topic="full",
+        payload={"f": 1},
+        semantic_type="alert",
+        output_topic="out.topic",
+        context_refs=["evt_abc"],
+        memory_scope="project:x",
+        source="clipboard",
+        dedupe_key="full-once",
+    )
+    together = await bus.publish_many([plain, full, plain.model_copy(), full.model_copy(update={"dedupe_key": "2"})])
+    alone = await bus.publish_many([plain.model_copy(), plain.model_copy()])
+    published = [event for event in [*together, *alone] if isinstance(event, Event)]
+    assert len(published) == 6
+    by_id = {event.id: event for event in await stored(bus)}
+    for event in published:
+        assert by_id[event.id].model_dump() == event.model_dump()
+    assert by_id[published[1].id].taint == ["clipboard"] and by_id[published[0].id].taint == []
+
+
+async def test_column_defaults_match_the_table(bus: EventBus) -> None:
+    """A column left out of an INSERT takes the table's default, which must be the value the row would have had."""
+    declared = {row["name"]: row for row in await bus.db.fetch_all("PRAGMA table_info(events)")}
+    assert set(ROW_COLUMNS) == set(declared) - {"seq", "status"}
+    assert declared["status"]["dflt_value"] == "'pending'"
+    for column, default in COLUMN_DEFAULTS.items():
+        table_default = declared[column]["dflt_value"]  # SQL text, e.g. '[]' or 0; None when there is none (NULL)
+        assert (None if table_default is None else await bus.db.fetch_value(f"SELECT {table_default}")) == default
 
 
 def test_payload_text_is_compact_json_and_keeps_big_integers() -> None:
