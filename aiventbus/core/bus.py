@@ -25,6 +25,7 @@ from aiventbus.store.events import (
 from aiventbus.telemetry import Metrics, bounded_topic
 
 Subscriber = Callable[[Event], Awaitable[None] | None]
+CommitListener = Callable[[range], None]  # the seqs of one commit's new events
 Published = tuple[int, PublishOutcome]  # the batch's first seq, and this publish's outcome
 Clock = Callable[[], float]
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class EventBus:
         self.queries = EventQueries(db)
         self.trusted_sources = trusted_sources
         self._subscribers: list[Subscriber] = []
+        self._commit_listeners: list[CommitListener] = []
         self._accepting = True
         self._pending: list[tuple[PendingPublish, asyncio.Future[Published]]] = []
         self._duration_children: dict[str, Any] = {}
@@ -68,6 +70,17 @@ class EventBus:
                 self._subscribers.remove(subscriber)
 
         return unsubscribe
+
+    def on_commit(self, listener: CommitListener) -> Callable[[], None]:
+        """Call `listener` with the seqs of every commit's new events, right after the commit and before any
+        publisher or subscriber hears of them; returns the function that removes it."""
+        self._commit_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._commit_listeners:
+                self._commit_listeners.remove(listener)
+
+        return remove
 
     def stop_intake(self) -> None:
         self._accepting = False
@@ -142,12 +155,22 @@ class EventBus:
                         future.set_exception(error)
                 return
             result = done.result()
+            if result.inserted:
+                self._committed(result.seqs)
             first_seq = result.first_seq
             for (_, future), outcome in zip(batch, result.outcomes, strict=True):
                 if not future.done():
                     future.set_result((first_seq, outcome))
 
         written.add_done_callback(deliver)
+
+    def _committed(self, seqs: range) -> None:
+        for listener in list(self._commit_listeners):
+            try:
+                listener(seqs)
+            except Exception:
+                self.subscriber_failures += 1
+                log.exception("commit listener %r failed on seqs %d-%d", listener, seqs.start, seqs.stop - 1)
 
     def _observe(self, outcome: str, started: float) -> None:
         child = self._duration_children.get(outcome)

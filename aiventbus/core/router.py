@@ -18,6 +18,7 @@ from aiventbus.core.events import Event, EventStatus, lane_of, new_id
 from aiventbus.core.prompts import classifier_prompt, classifier_schema
 from aiventbus.core.routing import Routable, classifier_may_route, match_agents
 from aiventbus.core.scheduler import Scheduler
+from aiventbus.core.watermark import RoutingWatermark
 from aiventbus.errors import AiventbusError
 from aiventbus.llm.base import ChatMessage, ChatRequest
 from aiventbus.llm.registry import LLMRegistry
@@ -64,6 +65,9 @@ class Router:
         self.clock = clock
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._unsubscribe: Callable[[], None] | None = None
+        self._stop_listening: Callable[[], None] | None = None
+        self._watermark: RoutingWatermark | None = None
+        self._early_commits: list[range] = []
         self._task: asyncio.Task[None] | None = None
         self._classifying: set[asyncio.Task[None]] = set()
         self._classifier_slot = asyncio.Semaphore(1)
@@ -71,23 +75,47 @@ class Router:
 
     async def start(self) -> None:
         """Route what a previous run committed but never routed, then follow the bus."""
+        self._stop_listening = self.bus.on_commit(self._committed)
         self._unsubscribe = self.bus.subscribe(self._queue.put_nowait)
+        # Everything at or below the watermark was routed; what commits from here on is heard by _committed.
+        routed_through = int(await self.db.fetch_value("SELECT routed_through FROM router_state") or 0)
         rows = await self.db.fetch_all(
-            f"SELECT {COLUMNS} FROM events WHERE status = 'pending' ORDER BY seq LIMIT ?", (RECOVER_LIMIT,)
+            f"SELECT {COLUMNS} FROM events WHERE seq > ? AND status = 'pending' ORDER BY seq LIMIT ?",
+            (routed_through, RECOVER_LIMIT),
         )
+        highest = int(await self.db.fetch_value("SELECT COALESCE(MAX(seq), 0) FROM events") or 0)
+        ceiling = rows[-1]["seq"] if len(rows) == RECOVER_LIMIT else None
+        watermark = RoutingWatermark(routed_through, highest=highest, ceiling=ceiling)
+        watermark.committed(row["seq"] for row in rows)
+        watermark.committed(seq for commit in self._early_commits for seq in commit)
+        self._watermark, self._early_commits = watermark, []
         for row in rows:
             self._queue.put_nowait(row_to_event(row))
         self._task = asyncio.create_task(self._loop(), name="router")
 
+    def _committed(self, seqs: range) -> None:
+        if self._watermark is None:
+            self._early_commits.append(seqs)
+        else:
+            self._watermark.committed(seqs)
+
     async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
+        for remove in (self._unsubscribe, self._stop_listening):
+            if remove is not None:
+                remove()
         for task in [*self._classifying, *([self._task] if self._task else [])]:
             task.cancel()
         await asyncio.gather(*self._classifying, *([self._task] if self._task else []), return_exceptions=True)
 
     def status(self) -> dict[str, int]:
-        return {"queued": self._queue.qsize(), "routed": self.routed, "classifying": len(self._classifying)}
+        watermark = self._watermark
+        return {
+            "queued": self._queue.qsize(),
+            "routed": self.routed,
+            "classifying": len(self._classifying),
+            "routed_through_seq": watermark.routed_through if watermark else 0,
+            "unrouted": watermark.unsettled if watermark else 0,
+        }
 
     async def _loop(self) -> None:
         while True:
@@ -127,6 +155,11 @@ class Router:
             for event, agent_ids, started in decided
         ]
 
+        seqs = [event.seq for event, _, _ in planned]
+        watermark = self._watermark
+        through = watermark.settling(seqs) if watermark is not None else 0
+        advance = watermark is not None and through > watermark.routed_through
+
         def job(conn: sqlite3.Connection) -> list[Assignment]:
             created: list[Assignment] = []
             for event, assignments, _ in planned:
@@ -138,9 +171,18 @@ class Router:
                 conn.execute(
                     "UPDATE events SET status = ? WHERE id = ? AND status = 'pending'", (status.value, event.id)
                 )
+            if advance:
+                conn.execute("UPDATE router_state SET routed_through = MAX(routed_through, ?)", (through,))
             return created
 
-        created = await self.db.write(job)
+        try:
+            created = await self.db.write(job)
+        except BaseException:
+            if watermark is not None:
+                watermark.failed(seqs)
+            raise
+        if watermark is not None:
+            watermark.settled(seqs, through)
         await self.scheduler.submit(created)
         for event, assignments, started in planned:
             result = "matched" if assignments else "unmatched"

@@ -247,6 +247,11 @@ PublishOutcome = tuple[int, Placement] | Event | AiventbusError
 class InsertResult:
     first_seq: int
     outcomes: list[PublishOutcome]
+    inserted: int  # rows stored, with seqs first_seq .. first_seq + inserted - 1
+
+    @property
+    def seqs(self) -> range:
+        return range(self.first_seq, self.first_seq + self.inserted)
 
 
 class _Batch:
@@ -307,7 +312,7 @@ def insert_events(conn: sqlite3.Connection, batch: list[PendingPublish], rules: 
         except AiventbusError as error:
             outcomes.append(error)
     state.insert_pending()
-    return InsertResult(state.first_seq, outcomes)
+    return InsertResult(state.first_seq, outcomes, state.inserted)
 
 
 def _one_statement(batch: list[PendingPublish]) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.daemon import free_port, start_daemon_process, stop_process, write_config
+from tests.support.waiting import eventually
 
 
 async def _publish_concurrently(base_url: str, headers: dict[str, str], total: int, publishers: int) -> list[str]:
@@ -43,17 +44,27 @@ async def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
     restarted = start_daemon_process(config_path)
     try:
         async with httpx.AsyncClient() as client:
-            status = (await client.get(restarted.base_url + "/api/v1/system/status")).json()
-        assert status["bus"]["events_stored"] >= 5000
+
+            async def router_settled() -> dict[str, int] | None:
+                status = (await client.get(restarted.base_url + "/api/v1/system/status")).json()
+                assert status["bus"]["events_stored"] >= 5000
+                router: dict[str, int] = status["components"]["router"]
+                return router if router["queued"] == 0 and router["unrouted"] == 0 else None
+
+            # Whatever the kill left unrouted is routed now.
+            router = await eventually(router_settled, timeout=60)
     finally:
         assert stop_process(restarted.process) == 0
     db = sqlite3.connect(tmp_path / "data" / "aiventbus.db")
     try:
         stored = {row[0] for row in db.execute("SELECT id FROM events WHERE topic = 'durable.test'")}
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM events WHERE status = 'pending'").fetchone()[0] == 0
+        [(through, highest)] = db.execute("SELECT routed_through, (SELECT MAX(seq) FROM events) FROM router_state")
     finally:
         db.close()
     assert set(acknowledged) <= stored
+    assert through == highest >= router["routed_through_seq"] >= 5000
 
 
 async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:

@@ -91,6 +91,31 @@ def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.parametrize(
+    ("statuses", "expected"), [(["routed", "unrouted", "pending", "routed"], 2), (["routed"] * 3, 3)]
+)
+def test_an_older_database_gets_a_routing_watermark_below_its_first_pending_event(
+    tmp_path: Path, statuses: list[str], expected: int
+) -> None:
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
+    for version, name, sql in available_migrations():
+        if version < 6:
+            conn.executescript(
+                f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, '{name}', 0);\nCOMMIT;"
+            )
+    for n, status in enumerate(statuses):
+        conn.execute(
+            "INSERT INTO events (id, topic, payload, priority, trace_id, source, status, created_at)"
+            " VALUES (?, 't', '{}', 'normal', ?, 'api', ?, 0)",
+            (f"evt_{n}", f"tr_{n}", status),
+        )
+    assert apply_migrations(conn) == ["0006_events_routing_watermark.sql"]
+    assert conn.execute("SELECT routed_through FROM router_state").fetchone()[0] == expected
+    assert conn.execute("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'events_status'").fetchone()[0] == 0
+    conn.close()
+
+
 async def test_wal_mode(db: Database) -> None:
     assert await db.fetch_value("PRAGMA journal_mode") == "wal"
 
