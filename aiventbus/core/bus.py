@@ -50,6 +50,7 @@ class EventBus:
         self.trusted_sources = trusted_sources
         self._subscribers: list[Subscriber] = []
         self._commit_listeners: list[CommitListener] = []
+        self._late_notices: set[asyncio.Task[None]] = set()
         self._accepting = True
         self._pending: list[tuple[PendingPublish, asyncio.Future[Published]]] = []
         self._duration_children: dict[str, Any] = {}
@@ -99,6 +100,10 @@ class EventBus:
             loop.call_soon(self._flush)
         try:
             first_seq, outcome = await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # cancelled after its commit, before it could go on
+                self._notify_later(item, *future.result())
+            raise
         except Exception:
             self._observe("error", started)
             raise
@@ -158,9 +163,11 @@ class EventBus:
             if result.inserted:
                 self._committed(result.seqs)
             first_seq = result.first_seq
-            for (_, future), outcome in zip(batch, result.outcomes, strict=True):
+            for (item, future), outcome in zip(batch, result.outcomes, strict=True):
                 if not future.done():
                     future.set_result((first_seq, outcome))
+                else:  # its publisher was cancelled while the commit went on
+                    self._notify_later(item, first_seq, outcome)
 
         written.add_done_callback(deliver)
 
@@ -224,6 +231,14 @@ class EventBus:
         except Exception:
             log.warning("could not publish system.%s", name, exc_info=True)
             return None
+
+    def _notify_later(self, item: PendingPublish, first_seq: int, outcome: PublishOutcome) -> None:
+        """An event committed but its publisher stopped waiting: the subscribers (the router) must still hear."""
+        if isinstance(outcome, tuple) and self._subscribers:
+            event = item.event(first_seq + outcome[0], outcome[1])
+            task = asyncio.get_running_loop().create_task(self._notify(event), name=f"notify-{event.id}")
+            self._late_notices.add(task)
+            task.add_done_callback(self._late_notices.discard)
 
     async def _notify(self, event: Event) -> None:
         for subscriber in list(self._subscribers):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiventbus.errors import ChainLimitExceeded
 from aiventbus.store.database import Database
 from aiventbus.store.events import COLUMN_DEFAULTS, MAX_ROWS_PER_INSERT, ROW_COLUMNS, compact_json
 from aiventbus.telemetry import Metrics
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(params=["NORMAL", "FULL"])
@@ -129,3 +131,29 @@ async def test_a_trace_holds_its_root_children_and_joiners(bus: EventBus) -> Non
         (root.trace_id,),
     )
     assert any("events_trace" in row[3] for row in plan)
+
+
+@pytest.mark.parametrize("when", ["during the commit", "after the commit"])
+async def test_subscribers_hear_of_an_event_whose_publisher_was_cancelled(bus: EventBus, when: str) -> None:
+    """The event is stored either way, so the router must still hear of it (else it stays unrouted until a restart)."""
+    heard: list[Event] = []
+    bus.subscribe(heard.append)
+    publishing: asyncio.Task[Event] | None = None
+    committed: list[range] = []
+
+    def cancel_the_publisher(seqs: range) -> None:
+        committed.append(seqs)
+        assert publishing is not None
+        if when == "during the commit":
+            publishing.cancel()  # its future is not resolved yet: it is cancelled with the task
+        else:
+            asyncio.get_running_loop().call_soon(publishing.cancel)  # its future resolves first
+
+    bus.on_commit(cancel_the_publisher)
+    publishing = asyncio.create_task(bus.publish(EventIn(topic="cancelled.publisher", payload={})))
+    with pytest.raises(asyncio.CancelledError):
+        await publishing
+    await eventually(lambda: heard, timeout=5)
+    [event] = heard
+    assert [event.seq] == list(committed[0])
+    assert [e.id for e in await stored(bus)] == [event.id]
