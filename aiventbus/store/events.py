@@ -159,21 +159,24 @@ class PendingPublish:
             "source": incoming.source,
             "taint": placement.taint,
             "depth": placement.depth,
-            "status": EventStatus.pending,
+            "status": _PENDING,
             "created_at": self.now,
             "deduplicated": False,
         }
         # Every value was validated on the way in and every field is set: this is model_construct without its
         # per-field default filling, which is most of a publish's cost on the event loop.
-        event = Event.__new__(Event)
-        object.__setattr__(event, "__dict__", values)
-        object.__setattr__(event, "__pydantic_fields_set__", _EVENT_FIELDS)
-        object.__setattr__(event, "__pydantic_extra__", None)
-        object.__setattr__(event, "__pydantic_private__", None)
+        event = _new_model(Event)
+        _set_slot(event, "__dict__", values)
+        _set_slot(event, "__pydantic_fields_set__", _EVENT_FIELDS)
+        _set_slot(event, "__pydantic_extra__", None)
+        _set_slot(event, "__pydantic_private__", None)
         return event
 
 
 _EVENT_FIELDS = set(Event.model_fields)
+_PENDING = EventStatus.pending
+_new_model = Event.__new__
+_set_slot = object.__setattr__  # pydantic models refuse their own __setattr__ for these
 _PRIORITY_TEXT = {priority: priority.value for priority in Priority}  # a dict lookup is cheaper than .value
 _root_taints: dict[tuple[str, frozenset[str]], list[str]] = {}
 
