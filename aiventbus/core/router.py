@@ -28,7 +28,7 @@ from aiventbus.store.events import COLUMNS, row_to_event
 from aiventbus.telemetry import Metrics
 
 MAX_BATCH = 256
-RECOVER_LIMIT = 10_000
+RECOVER_PAGE = 10_000
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +68,7 @@ class Router:
         self._stop_listening: Callable[[], None] | None = None
         self._watermark: RoutingWatermark | None = None
         self._early_commits: list[range] = []
+        self._recover_after: int | None = None  # the last seq recovery has read, while it has more to read
         self._task: asyncio.Task[None] | None = None
         self._classifying: set[asyncio.Task[None]] = set()
         self._classifier_slot = asyncio.Semaphore(1)
@@ -79,19 +80,31 @@ class Router:
         self._unsubscribe = self.bus.subscribe(self._queue.put_nowait)
         # Everything at or below the watermark was routed; what commits from here on is heard by _committed.
         routed_through = int(await self.db.fetch_value("SELECT routed_through FROM router_state") or 0)
-        rows = await self.db.fetch_all(
-            f"SELECT {COLUMNS} FROM events WHERE seq > ? AND status = 'pending' ORDER BY seq LIMIT ?",
-            (routed_through, RECOVER_LIMIT),
-        )
         highest = int(await self.db.fetch_value("SELECT COALESCE(MAX(seq), 0) FROM events") or 0)
-        ceiling = rows[-1]["seq"] if len(rows) == RECOVER_LIMIT else None
-        watermark = RoutingWatermark(routed_through, highest=highest, ceiling=ceiling)
-        watermark.committed(row["seq"] for row in rows)
+        # Until recovery has read every pending event up to `highest`, the watermark stays below what it read.
+        watermark = RoutingWatermark(routed_through, highest=highest, ceiling=routed_through)
         watermark.committed(seq for commit in self._early_commits for seq in commit)
         self._watermark, self._early_commits = watermark, []
+        self._recover_after = routed_through
+        await self._recover_page()
+        self._task = asyncio.create_task(self._loop(), name="router")
+
+    async def _recover_page(self) -> None:
+        """Queue the next page of events a previous run committed but never routed (pages bound the memory)."""
+        assert self._watermark is not None and self._recover_after is not None
+        rows = await self.db.fetch_all(
+            f"SELECT {COLUMNS} FROM events WHERE seq > ? AND status = 'pending' ORDER BY seq LIMIT ?",
+            (self._recover_after, RECOVER_PAGE),
+        )
+        self._watermark.committed(row["seq"] for row in rows)
         for row in rows:
             self._queue.put_nowait(row_to_event(row))
-        self._task = asyncio.create_task(self._loop(), name="router")
+        if len(rows) < RECOVER_PAGE:
+            self._recover_after = None
+            self._watermark.recovered_through(None)
+        else:
+            self._recover_after = rows[-1]["seq"]
+            self._watermark.recovered_through(self._recover_after)
 
     def _committed(self, seqs: range) -> None:
         if self._watermark is None:
@@ -115,10 +128,13 @@ class Router:
             "classifying": len(self._classifying),
             "routed_through_seq": watermark.routed_through if watermark else 0,
             "unrouted": watermark.unsettled if watermark else 0,
+            "recovering": int(self._recover_after is not None),
         }
 
     async def _loop(self) -> None:
         while True:
+            if self._recover_after is not None and self._queue.empty():
+                await self._recover_page()
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())

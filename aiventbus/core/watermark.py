@@ -16,8 +16,8 @@ class RoutingWatermark:
     advance the watermark to below the lowest seq that is still open or settling in another batch."""
 
     def __init__(self, routed_through: int, *, highest: int = 0, ceiling: int | None = None) -> None:
-        """`highest`: the last seq committed so far; `ceiling`: the last seq recovery read, when it had to stop
-        early (the pending events above it wait for the next start, so the watermark must not pass them)."""
+        """`highest`: the last seq committed so far; `ceiling`: the last seq recovery has read while it has more to
+        read (the watermark must not pass pending events it has not read yet)."""
         self.routed_through = routed_through
         self._ceiling = ceiling
         self._highest = max(routed_through, highest)
@@ -46,6 +46,10 @@ class RoutingWatermark:
         lowest = [seq for seq in (self._lowest(), others) if seq is not None]
         through = min(lowest) - 1 if lowest else self._highest
         return through if self._ceiling is None else min(through, self._ceiling)
+
+    def recovered_through(self, seq: int | None) -> None:
+        """Recovery has read every pending event up to `seq` (None: all of them)."""
+        self._ceiling = seq
 
     def settled(self, seqs: Iterable[int], through: int) -> None:
         """The write holding `through` committed."""

@@ -6,7 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from aiventbus.config import BusConfig
+from aiventbus.core import router
 from aiventbus.core.bus import EventBus
 from aiventbus.core.events import EventIn
 from aiventbus.daemon import Daemon
@@ -67,3 +70,25 @@ async def test_pending_events_above_the_watermark_are_routed_on_the_next_start(t
     assert through == highest
     plan = stored(db_path, "EXPLAIN QUERY PLAN SELECT seq FROM events WHERE seq > 5 AND status = 'pending'")
     assert "USING INTEGER PRIMARY KEY" in str(plan[0][3])
+
+
+async def test_recovery_reads_page_after_page_until_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db_path = tmp_path / "data" / "aiventbus.db"
+    async with running_daemon(tmp_path) as first:
+        await eventually(lambda: settled(first.daemon))
+    db = Database(db_path)
+    await db.open()
+    try:
+        bus = EventBus(db, BusConfig(), Metrics())
+        orphans = [await bus.publish(EventIn(topic="orphan", payload={"n": n})) for n in range(7)]
+    finally:
+        await db.close()
+
+    monkeypatch.setattr(router, "RECOVER_PAGE", 2)
+    async with running_daemon(tmp_path) as second:
+        await eventually(lambda: settled(second.daemon) and not second.daemon.router.status()["recovering"])
+        assert second.daemon.router.status()["routed_through_seq"] >= orphans[-1].seq
+    statuses = {event_id: status for event_id, status in stored(db_path, "SELECT id, status FROM events")}
+    assert [statuses[event.id] for event in orphans] == ["unrouted"] * 7

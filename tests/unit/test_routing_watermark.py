@@ -78,3 +78,15 @@ def test_seqs_already_routed_or_unknown_are_ignored() -> None:
     watermark.committed([3, 6])  # 3 is below the watermark: routed long ago
     assert watermark.unsettled == 1
     assert watermark.settling([99]) == 5  # unknown seq: 6 is still open
+
+
+def test_the_ceiling_lifts_as_recovery_reads_on() -> None:
+    watermark = RoutingWatermark(10, highest=40, ceiling=10)
+    watermark.committed([12, 15])  # the first page
+    watermark.recovered_through(15)
+    through = watermark.settling([12, 15])
+    assert through == 15  # pending events above 15 may not have been read yet
+    watermark.settled([12, 15], through)
+    watermark.committed([30])  # the last page
+    watermark.recovered_through(None)
+    assert watermark.settling([30]) == 40
