@@ -11,7 +11,7 @@ import pytest
 from aiventbus.config import BusConfig
 from aiventbus.core import router
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import EventIn
+from aiventbus.core.events import Event, EventIn
 from aiventbus.daemon import Daemon
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
@@ -32,6 +32,17 @@ def stored(path: Path, sql: str) -> list[tuple[object, ...]]:
         conn.close()
 
 
+async def publish_without_a_router(db_path: Path, count: int) -> list[Event]:
+    """Events committed while no router runs, as when the daemon dies between a commit and its routing."""
+    db = Database(db_path)
+    await db.open()
+    try:
+        bus = EventBus(db, BusConfig(), Metrics())
+        return [await bus.publish(EventIn(topic="orphan", payload={"n": n})) for n in range(count)]
+    finally:
+        await db.close()
+
+
 async def test_pending_events_above_the_watermark_are_routed_on_the_next_start(tmp_path: Path) -> None:
     db_path = tmp_path / "data" / "aiventbus.db"
     async with running_daemon(tmp_path) as first:
@@ -45,14 +56,7 @@ async def test_pending_events_above_the_watermark_are_routed_on_the_next_start(t
     assert through == highest
     assert stored(db_path, "SELECT COUNT(*) FROM events WHERE status = 'pending'") == [(0,)]
 
-    # Committed while no router runs, as when the daemon dies between a commit and its routing.
-    db = Database(db_path)
-    await db.open()
-    try:
-        bus = EventBus(db, BusConfig(), Metrics())
-        orphans = [await bus.publish(EventIn(topic="orphan", payload={"n": n})) for n in range(3)]
-    finally:
-        await db.close()
+    orphans = await publish_without_a_router(db_path, 3)
     # Below the watermark nothing is read again: an event made pending there by hand stays as it is.
     below = published[0]["id"]
     conn = sqlite3.connect(db_path)
@@ -78,13 +82,7 @@ async def test_recovery_reads_page_after_page_until_nothing_is_left(
     db_path = tmp_path / "data" / "aiventbus.db"
     async with running_daemon(tmp_path) as first:
         await eventually(lambda: settled(first.daemon))
-    db = Database(db_path)
-    await db.open()
-    try:
-        bus = EventBus(db, BusConfig(), Metrics())
-        orphans = [await bus.publish(EventIn(topic="orphan", payload={"n": n})) for n in range(7)]
-    finally:
-        await db.close()
+    orphans = await publish_without_a_router(db_path, 7)
 
     monkeypatch.setattr(router, "RECOVER_PAGE", 2)
     async with running_daemon(tmp_path) as second:
