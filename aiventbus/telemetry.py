@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -169,29 +171,6 @@ class LoopCounterChild:
         self.value += amount
 
 
-class LoopCounter(Collector):
-    """A labelled counter updated from one thread (the event loop) without a lock."""
-
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
-        self.name = name.removesuffix("_total")
-        self.documentation = documentation
-        self.labelnames = list(labelnames)
-        self._children: dict[tuple[str, ...], LoopCounterChild] = {}
-        registry.register(self)
-
-    def labels(self, *values: str) -> LoopCounterChild:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = LoopCounterChild()
-        return child
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for values, child in list(self._children.items()):
-            family.add_metric(list(values), child.value)
-        yield family
-
-
 class LoopHistogramChild:
     __slots__ = ("bounds", "counts", "sum")
 
@@ -205,9 +184,47 @@ class LoopHistogramChild:
         self.sum += amount
 
 
-class LoopHistogram(Collector):
-    """A labelled histogram updated from one thread (the event loop) without a lock."""
+Child = TypeVar("Child", LoopCounterChild, LoopHistogramChild)
 
+
+class _LoopMetric(Collector, Generic[Child]):
+    """A labelled metric updated from one thread (the event loop) without a lock; read by the registry."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = list(labelnames)
+        self._children: dict[tuple[str, ...], Child] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> Child:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._new_child()
+        return child
+
+    @abstractmethod
+    def _new_child(self) -> Child: ...
+
+    def _samples(self) -> list[tuple[list[str], Child]]:
+        return [(list(values), child) for values, child in list(self._children.items())]
+
+
+class LoopCounter(_LoopMetric[LoopCounterChild]):
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+        super().__init__(name.removesuffix("_total"), documentation, labelnames, registry)
+
+    def _new_child(self) -> LoopCounterChild:
+        return LoopCounterChild()
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in self._samples():
+            family.add_metric(values, child.value)
+        yield family
+
+
+class LoopHistogram(_LoopMetric[LoopHistogramChild]):
     def __init__(
         self,
         name: str,
@@ -216,27 +233,20 @@ class LoopHistogram(Collector):
         buckets: Sequence[float],
         registry: CollectorRegistry,
     ) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.labelnames = list(labelnames)
         self.bounds = tuple(sorted(buckets))
-        self._children: dict[tuple[str, ...], LoopHistogramChild] = {}
-        registry.register(self)
+        super().__init__(name, documentation, labelnames, registry)
 
-    def labels(self, *values: str) -> LoopHistogramChild:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = LoopHistogramChild(self.bounds)
-        return child
+    def _new_child(self) -> LoopHistogramChild:
+        return LoopHistogramChild(self.bounds)
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for values, child in list(self._children.items()):
+        for values, child in self._samples():
             counts, cumulative, buckets = list(child.counts), 0, []
             for bound, count in zip([*map(_bound_text, self.bounds), "+Inf"], counts, strict=True):
                 cumulative += count
                 buckets.append((bound, float(cumulative)))
-            family.add_metric(list(values), buckets, child.sum)
+            family.add_metric(values, buckets, child.sum)
         yield family
 
 

@@ -7,7 +7,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiventbus.config import BusConfig
 from aiventbus.core.events import ChainLimits, Event, EventIn, Priority
@@ -28,6 +28,7 @@ Subscriber = Callable[[Event], Awaitable[None] | None]
 CommitListener = Callable[[range], None]  # the seqs of one commit's new events
 Published = tuple[int, PublishOutcome]  # the batch's first seq, and this publish's outcome
 Clock = Callable[[], float]
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -64,24 +65,12 @@ class EventBus:
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call `subscriber` with every committed event; returns the unsubscribe function."""
-        self._subscribers.append(subscriber)
-
-        def unsubscribe() -> None:
-            if subscriber in self._subscribers:
-                self._subscribers.remove(subscriber)
-
-        return unsubscribe
+        return _added(self._subscribers, subscriber)
 
     def on_commit(self, listener: CommitListener) -> Callable[[], None]:
         """Call `listener` with the seqs of every commit's new events, right after the commit and before any
         publisher or subscriber hears of them; returns the function that removes it."""
-        self._commit_listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._commit_listeners:
-                self._commit_listeners.remove(listener)
-
-        return remove
+        return _added(self._commit_listeners, listener)
 
     def stop_intake(self) -> None:
         self._accepting = False
@@ -249,6 +238,17 @@ class EventBus:
             except Exception:
                 self.subscriber_failures += 1
                 log.exception("event subscriber %r failed on %s", subscriber, event.id)
+
+
+def _added(members: list[T], member: T) -> Callable[[], None]:
+    """Append `member`; returns the function that takes it out again (once)."""
+    members.append(member)
+
+    def remove() -> None:
+        if member in members:
+            members.remove(member)
+
+    return remove
 
 
 def _bounded_source(source: str) -> str:

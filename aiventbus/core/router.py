@@ -66,8 +66,8 @@ class Router:
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._unsubscribe: Callable[[], None] | None = None
         self._stop_listening: Callable[[], None] | None = None
-        self._watermark: RoutingWatermark | None = None
-        self._early_commits: list[range] = []
+        # Held at 0 (ceiling) until start() has read the stored watermark; commits heard before that are kept.
+        self._watermark = RoutingWatermark(0, ceiling=0)
         self._recover_after: int | None = None  # the last seq recovery has read, while it has more to read
         self._task: asyncio.Task[None] | None = None
         self._classifying: set[asyncio.Task[None]] = set()
@@ -76,22 +76,19 @@ class Router:
 
     async def start(self) -> None:
         """Route what a previous run committed but never routed, then follow the bus."""
-        self._stop_listening = self.bus.on_commit(self._committed)
+        self._stop_listening = self.bus.on_commit(self._watermark.committed)
         self._unsubscribe = self.bus.subscribe(self._queue.put_nowait)
-        # Everything at or below the watermark was routed; what commits from here on is heard by _committed.
+        # Everything at or below the stored watermark was routed; what commits from here on, the watermark hears.
         routed_through = int(await self.db.fetch_value("SELECT routed_through FROM router_state") or 0)
         highest = int(await self.db.fetch_value("SELECT COALESCE(MAX(seq), 0) FROM events") or 0)
-        # Until recovery has read every pending event up to `highest`, the watermark stays below what it read.
-        watermark = RoutingWatermark(routed_through, highest=highest, ceiling=routed_through)
-        watermark.committed(seq for commit in self._early_commits for seq in commit)
-        self._watermark, self._early_commits = watermark, []
+        self._watermark.resume(routed_through, highest)
         self._recover_after = routed_through
         await self._recover_page()
         self._task = asyncio.create_task(self._loop(), name="router")
 
     async def _recover_page(self) -> None:
         """Queue the next page of events a previous run committed but never routed (pages bound the memory)."""
-        assert self._watermark is not None and self._recover_after is not None
+        assert self._recover_after is not None
         rows = await self.db.fetch_all(
             f"SELECT {COLUMNS} FROM events WHERE seq > ? AND status = 'pending' ORDER BY seq LIMIT ?",
             (self._recover_after, RECOVER_PAGE),
@@ -106,12 +103,6 @@ class Router:
             self._recover_after = rows[-1]["seq"]
             self._watermark.recovered_through(self._recover_after)
 
-    def _committed(self, seqs: range) -> None:
-        if self._watermark is None:
-            self._early_commits.append(seqs)
-        else:
-            self._watermark.committed(seqs)
-
     async def stop(self) -> None:
         for remove in (self._unsubscribe, self._stop_listening):
             if remove is not None:
@@ -121,13 +112,12 @@ class Router:
         await asyncio.gather(*self._classifying, *([self._task] if self._task else []), return_exceptions=True)
 
     def status(self) -> dict[str, int]:
-        watermark = self._watermark
         return {
             "queued": self._queue.qsize(),
             "routed": self.routed,
             "classifying": len(self._classifying),
-            "routed_through_seq": watermark.routed_through if watermark else 0,
-            "unrouted": watermark.unsettled if watermark else 0,
+            "routed_through_seq": self._watermark.routed_through,
+            "unrouted": self._watermark.unsettled,
             "recovering": int(self._recover_after is not None),
         }
 
@@ -172,9 +162,8 @@ class Router:
         ]
 
         seqs = [event.seq for event, _, _ in planned]
-        watermark = self._watermark
-        through = watermark.settling(seqs) if watermark is not None else 0
-        advance = watermark is not None and through > watermark.routed_through
+        through = self._watermark.settling(seqs)
+        advance = through > self._watermark.routed_through
 
         def job(conn: sqlite3.Connection) -> list[Assignment]:
             created: list[Assignment] = []
@@ -194,11 +183,9 @@ class Router:
         try:
             created = await self.db.write(job)
         except BaseException:
-            if watermark is not None:
-                watermark.failed(seqs)
+            self._watermark.failed(seqs)
             raise
-        if watermark is not None:
-            watermark.settled(seqs, through)
+        self._watermark.settled(seqs, through)
         await self.scheduler.submit(created)
         for event, assignments, started in planned:
             result = "matched" if assignments else "unmatched"

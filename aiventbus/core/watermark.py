@@ -47,6 +47,13 @@ class RoutingWatermark:
         through = min(lowest) - 1 if lowest else self._highest
         return through if self._ceiling is None else min(through, self._ceiling)
 
+    def resume(self, routed_through: int, highest: int) -> None:
+        """Start from the stored watermark: seqs at or below it were routed by an earlier run. Until recovery has
+        read the pending events above it, the watermark stays there."""
+        self.routed_through = self._ceiling = routed_through
+        self._highest = max(self._highest, routed_through, highest)
+        self._open = {seq for seq in self._open if seq > routed_through}
+
     def recovered_through(self, seq: int | None) -> None:
         """Recovery has read every pending event up to `seq` (None: all of them)."""
         self._ceiling = seq

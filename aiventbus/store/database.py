@@ -179,14 +179,10 @@ class Database:
         except Exception as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for entry in entries:
-                if not entry.future.done():
-                    entry.future.set_exception(error)
+            _resolve(entries, results, error)
             return True
         self._committed(len(entries))
-        for entry, result in zip(entries, results, strict=True):
-            if not entry.future.done():  # its caller may have stopped waiting
-                entry.future.set_result(result)
+        _resolve(entries, results, None)
         return True
 
     def _submit_commit(self) -> asyncio.Future[None]:
@@ -199,13 +195,7 @@ class Database:
     def _loop_commit_done(self, done: asyncio.Future[None], entries: list[_Job], results: list[Any]) -> None:
         self._loop_commit = None
         error = done.exception() if not done.cancelled() else StoreClosed("the store closed")
-        for entry, result in zip(entries, results, strict=True):
-            if entry.future.done():
-                continue
-            if error is None:
-                entry.future.set_result(result)
-            else:
-                entry.future.set_exception(error)
+        _resolve(entries, results, error)
         if error is None:
             self.jobs_committed += len(entries) - 1  # the COMMIT job itself was counted once
         held, self._held = self._held, []
@@ -400,6 +390,17 @@ class Checkpointer:
 
 class _JobFailed(Exception):
     """A job raised during the fast (savepoint-free) pass of a batch."""
+
+
+def _resolve(entries: list[_Job], results: list[Any], error: BaseException | None) -> None:
+    """Answer each loop-side job with its result, or with the error that stopped their transaction."""
+    for entry, result in zip(entries, results, strict=True):
+        if entry.future.done():  # its caller stopped waiting
+            continue
+        if error is None:
+            entry.future.set_result(result)
+        else:
+            entry.future.set_exception(error)
 
 
 def _commit_open_transaction(conn: sqlite3.Connection) -> None:

@@ -90,3 +90,13 @@ def test_the_ceiling_lifts_as_recovery_reads_on() -> None:
     watermark.committed([30])  # the last page
     watermark.recovered_through(None)
     assert watermark.settling([30]) == 40
+
+
+def test_commits_heard_before_the_stored_watermark_is_read_are_kept_above_it() -> None:
+    watermark = RoutingWatermark(0, ceiling=0)  # the router before start()
+    watermark.committed([4, 9])
+    assert watermark.settling([]) == 0  # nothing advances before the stored watermark is known
+    watermark.resume(routed_through=5, highest=8)
+    assert watermark.unsettled == 1  # 4 was routed by the earlier run
+    watermark.recovered_through(None)
+    assert watermark.settling([9]) == 9
