@@ -149,6 +149,11 @@ class PolicyConfig(Section):
     )
     shell_timeout_seconds: float = Field(30.0, gt=0, description="Longest a shell_exec may run")
     shell_output_max_bytes: int = Field(65_536, ge=1024, description="stdout/stderr kept per shell_exec")
+    shell_sandbox: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: auto-run shell commands run in the OS sandbox, or need approval where none works;"
+        " off: all need approval",
+    )
     file_max_bytes: int = Field(10_485_760, ge=1, description="Largest file a file action reads or writes")
     approval_ttl_seconds: float = Field(3600.0, gt=0, description="How long a pending action can be approved")
     allowlist: list[str] = Field(default_factory=list, description="Extra commands that may auto-run")

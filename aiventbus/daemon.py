@@ -123,6 +123,8 @@ class Daemon:
             platform=lambda: platform,
             clock=self.clock,
             daemon_port=lambda: self.bound_port,
+            secrets=lambda: (self.token,),
+            sandbox=platform.sandbox,
         )
         self.mcp = McpService(self.config.tools.mcp_servers, self.executor.tool_registry)
         self.services += [self.executor, self.mcp]
@@ -176,7 +178,7 @@ class Daemon:
             self.config.producers,
             self.bus.publish,
             self.metrics,
-            current_platform(self.config.producers),
+            platform,  # the executor's: one sandbox probe serves both reports
             self.config.state_dir,
             hub=self.hub,
             clock=self.clock,

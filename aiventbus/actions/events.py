@@ -19,7 +19,8 @@ class EventActions:
         self.bus = bus
 
     async def emit(self, action: EmitEventAction, scope: ActionScope) -> HandlerResult:
-        """Publish on the proposing trace; the parent link makes chain limits and taint apply."""
+        """Publish on the proposing trace: the parent link applies the chain limits, and the event carries the
+        proposing run's label (everything its prompt held, not only the parent event)."""
         try:
             event = await self.bus.publish(
                 EventIn(
@@ -29,6 +30,7 @@ class EventActions:
                     parent_event=scope.parent_event_id,
                     trace_id=scope.trace_id,
                     source=f"agent:{scope.agent_id}",
+                    taint=scope.taint,
                 )
             )
         except ChainLimitExceeded as error:

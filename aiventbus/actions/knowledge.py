@@ -13,6 +13,7 @@ class KnowledgeEntryLike(Protocol):
     value: Any
     set_by: str
     updated_at: float
+    taint: list[str]
 
 
 class KnowledgeBackend(Protocol):
@@ -20,7 +21,7 @@ class KnowledgeBackend(Protocol):
 
     async def get(self, key: str) -> Any: ...
 
-    async def set(self, key: str, value: Any, set_by: str) -> Any: ...
+    async def set(self, key: str, value: Any, set_by: str, taint: list[str] | None = None) -> Any: ...
 
 
 class KnowledgeActions:
@@ -29,10 +30,11 @@ class KnowledgeActions:
 
     async def set(self, action: SetKnowledgeAction, scope: ActionScope) -> HandlerResult:
         try:
-            await self.store.set(action.key, action.value, f"agent:{scope.agent_id}")
+            await self.store.set(action.key, action.value, f"agent:{scope.agent_id}", taint=scope.taint)
         except ValidationFailed as error:
             raise ActionFailed(error.detail) from None
-        return HandlerResult({"key": action.key, "value": action.value, "set_by": f"agent:{scope.agent_id}"})
+        data = {"key": action.key, "value": action.value, "set_by": f"agent:{scope.agent_id}", "taint": scope.taint}
+        return HandlerResult(data)
 
     async def get(self, action: GetKnowledgeAction, scope: ActionScope) -> HandlerResult:
         try:
@@ -48,5 +50,7 @@ class KnowledgeActions:
                 "value": entry.value,
                 "set_by": entry.set_by,
                 "updated_at": entry.updated_at,
-            }
+                "taint": entry.taint,
+            },
+            taint=entry.taint,
         )

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from aiventbus.core.events import TOPIC_PATTERN, Priority
+from aiventbus.values import RULE_TEXT, ValueRule, format_path, violation
 
 JsonValue = Any
 
@@ -158,13 +159,17 @@ _ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
 
 
 class InvalidAction(Exception):
-    """A proposal that is not a valid action; `unknown` when its type is not one we know."""
+    """A proposal that is not a valid action; `unknown` when its type is not one we know, `rule` when one of its
+    values breaks a rule of aiventbus.values."""
 
-    def __init__(self, reason: str, action_type: str | None, unknown: bool = False) -> None:
+    def __init__(
+        self, reason: str, action_type: str | None, unknown: bool = False, rule: ValueRule | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.action_type = action_type
         self.unknown = unknown
+        self.rule = rule
 
 
 def parse_action(proposal: Any) -> Action:
@@ -172,6 +177,11 @@ def parse_action(proposal: Any) -> Action:
     if not isinstance(proposal, dict):
         raise InvalidAction("a proposed action must be a JSON object", None)
     action_type = proposal.get("action_type")
+    found = violation(proposal)
+    if found is not None:
+        path, rule = found
+        known = action_type if isinstance(action_type, str) and action_type in ACTION_MODELS else None
+        raise InvalidAction(f"{format_path('', path)}: {RULE_TEXT[rule]}", known, rule=rule)
     if not isinstance(action_type, str) or not action_type:
         raise InvalidAction("action_type: required (one of " + ", ".join(ACTION_TYPES) + ")", None)
     if action_type not in ACTION_MODELS:
@@ -209,20 +219,32 @@ def content_digest(content_json: str) -> str:
 
 @dataclass(frozen=True)
 class ActionScope:
-    """Where an action runs: who proposed it and which trace its results join."""
+    """Where an action runs: who proposed it, which trace its results join, and the proposing run's label."""
 
     action_id: str
     agent_id: str
     trace_id: str
     parent_event_id: str
+    taint: list[str]
 
 
 @dataclass(frozen=True)
 class HandlerResult:
-    """What a handler produced; `source` marks results whose content a third party controls."""
+    """What a handler produced: its data, the source its result event carries, and the label of content it
+    returns beyond what its action type already implies (`RESULT_ORIGINS`), e.g. a labelled knowledge entry."""
 
     data: dict[str, Any] = field(default_factory=dict)
     source: str = "executor"
+    taint: list[str] = field(default_factory=list)
+
+
+# What an action's result holds content from, whether it succeeded or failed (a failed command's output too).
+RESULT_ORIGINS: dict[str, str] = {
+    "shell_exec": "shell_output",
+    "file_read": "file",
+    "http_request": "http_response",
+    "tool_call": "tool_output",
+}
 
 
 class ActionFailed(Exception):

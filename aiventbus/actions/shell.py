@@ -1,11 +1,13 @@
 """Run one shell_exec command: without a shell when it is a plain command, in its own process group, capped.
 
 Interface (used by the executor):
-    result = await run_command(command, timeout_seconds, max_output_bytes, cwd=None, env=None)
-    -> ShellResult(exit_code, stdout, stderr, truncated, timed_out, duration_seconds, argv_or_shell)
+    result = await run_command(command, timeout_seconds, max_output_bytes, cwd=None, env=None, confine=None)
+    -> ShellResult(exit_code, stdout, stderr, truncated, timed_out, duration_seconds, argv_or_shell, sandboxed)
 `exit_code` is None when the process was killed on timeout; `argv_or_shell` is the argv run directly, or
-["/bin/sh", "-c", command] when the command needed a shell. A command that cannot start (not found, not
-executable) gives exit_code 127/126 and the reason in `stderr`, like a shell would; it never raises.
+["/bin/sh", "-c", command] when the command needed a shell. `confine` (a platform sandbox's wrapper) turns that
+argv into the one that runs it inside the sandbox; the caps, the timeout and the group kill apply the same (the
+sandbox dies with its outermost process). A command that cannot start (not found, not executable) gives exit_code
+127/126 and the reason in `stderr`, like a shell would; it never raises.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import shlex
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 SHELL = "/bin/sh"
@@ -47,6 +49,7 @@ class ShellResult:
     timed_out: bool
     duration_seconds: float
     argv_or_shell: list[str]
+    sandboxed: bool = False
 
 
 def plan_argv(command: str) -> list[str]:
@@ -94,13 +97,16 @@ async def run_command(
     max_output_bytes: int,
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
+    confine: Callable[[list[str]], list[str]] | None = None,
 ) -> ShellResult:
     """Run `command` with stdin from /dev/null; on timeout kill its whole process group (TERM, then KILL)."""
     argv = plan_argv(command)
+    sandboxed = confine is not None
+    run = confine(argv) if confine is not None else argv
     started = time.monotonic()
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv,
+            *run,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -111,7 +117,7 @@ async def run_command(
     except (FileNotFoundError, PermissionError, NotADirectoryError, ValueError) as error:
         code = 127 if isinstance(error, FileNotFoundError) else 126
         why = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        return ShellResult(code, "", f"{argv[0]}: {why}", False, False, 0.0, argv)
+        return ShellResult(code, "", f"{run[0]}: {why}", False, False, 0.0, argv, sandboxed)
     assert process.stdout is not None and process.stderr is not None
     out, err = _CappedSink(max_output_bytes), _CappedSink(max_output_bytes)
     readers = asyncio.gather(out.drain(process.stdout), err.drain(process.stderr))
@@ -131,7 +137,7 @@ async def run_command(
     duration = time.monotonic() - started
     exit_code = None if timed_out else process.returncode
     truncated = out.dropped > 0 or err.dropped > 0
-    return ShellResult(exit_code, out.text(), err.text(), truncated, timed_out, duration, argv)
+    return ShellResult(exit_code, out.text(), err.text(), truncated, timed_out, duration, argv, sandboxed)
 
 
 async def _finish(process: asyncio.subprocess.Process, readers: asyncio.Future[tuple[None, None]]) -> None:

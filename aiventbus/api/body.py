@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from aiventbus.errors import AiventbusError, PayloadTooLarge
+from aiventbus.values import parse_json
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,6 +26,8 @@ class InvalidBody(AiventbusError):
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
+    """The body's JSON value; 415 not JSON, 413 too big, 400 malformed, 422 when a value breaks a rule of
+    aiventbus.values (the detail names its path and the rule)."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise UnsupportedMediaType(f"content type must be application/json, got {content_type or 'none'!r}")
@@ -38,8 +40,8 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         if len(body) > max_bytes:
             raise PayloadTooLarge(f"request body exceeds the {max_bytes}-byte limit")
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return parse_json(bytes(body))
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError; UnsafeValue is not one
         raise MalformedJson(f"malformed JSON: {error}") from None
 
 

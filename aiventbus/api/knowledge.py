@@ -13,7 +13,9 @@ from aiventbus.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["knowledge"])
 
-BAD_KEY: dict[int | str, dict[str, Any]] = {422: {"description": "The key is not a dotted name; detail names it"}}
+BAD_KEY: dict[int | str, dict[str, Any]] = {
+    422: {"description": "The key is not a dotted name, or the value breaks a value rule; detail names it"}
+}
 NO_KEY: dict[int | str, dict[str, Any]] = {404: {"description": "No entry with this key"}, **BAD_KEY}
 
 
@@ -22,6 +24,9 @@ class KnowledgeEntryOut(BaseModel):
     value: Any
     set_by: str = Field(..., description="user, system, agent:<id> or producer:<name>")
     updated_at: float
+    taint: list[str] = Field(
+        default_factory=list, description="Untrusted origins of the value (what the run that wrote it had seen)"
+    )
 
 
 class KnowledgePage(BaseModel):

@@ -25,6 +25,7 @@ class WebhookAccepted(BaseModel):
         401: {"description": f"Missing or wrong {SIGNATURE_HEADER} (sha256=<hex HMAC-SHA256 of the raw body>)"},
         404: {"description": "No webhook of that name in producers.webhooks"},
         413: {"description": "Body over producers.webhook_max_body_bytes"},
+        422: {"description": "The JSON body breaks a value rule (aiventbus.values); detail names the path and rule"},
         429: {"description": "The webhook producer's rate limit was reached"},
     },
 )

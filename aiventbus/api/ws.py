@@ -7,12 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
+import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from aiventbus.api.hub import CHANNELS
+from aiventbus.values import escaped
 
 router = APIRouter()
+
+
+def render(message: dict[str, Any]) -> str:
+    """The message as JSON text; one that breaks a value rule (an old row, a model's token) goes out escaped rather
+    than failing the send and dropping the client."""
+    try:
+        return orjson.dumps(message).decode()
+    except TypeError:  # lone surrogates, integers beyond 64 bits, nesting past 255, types JSON does not know
+        return orjson.dumps(escaped(message), default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def split_list(value: str | None) -> list[str]:
@@ -49,7 +61,7 @@ async def live(websocket: WebSocket) -> None:
                 if getter not in done:
                     getter.cancel()
                     break
-                await websocket.send_json(getter.result())
+                await websocket.send_text(render(getter.result()))
         finally:
             closed.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -33,6 +33,8 @@ def _print_action(action: dict[str, Any]) -> None:
         typer.echo(f"  untrusted content seen: {', '.join(action['taint'])}")
     if action.get("result") is not None:
         typer.echo(f"  result: {json.dumps(action['result'], ensure_ascii=False)[:2000]}")
+        if action.get("result_taint"):
+            typer.echo(f"  result content is untrusted: {', '.join(action['result_taint'])}")
     if action.get("error"):
         typer.echo(f"  error: {action['error']}")
 

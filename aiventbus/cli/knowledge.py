@@ -40,7 +40,8 @@ def list_entries(
         if not entries:
             typer.echo("no entries")
         for entry in entries:
-            typer.echo(f"{entry['key']} = {_shown(entry['value'])}  ({entry['set_by']})")
+            untrusted = f", untrusted: {', '.join(entry['taint'])}" if entry.get("taint") else ""
+            typer.echo(f"{entry['key']} = {_shown(entry['value'])}  ({entry['set_by']}{untrusted})")
 
 
 @app.command()

@@ -36,12 +36,14 @@ from aiventbus.errors import (
     StructuredOutputError,
     ValidationFailed,
 )
+from aiventbus.labels import join
 from aiventbus.llm.base import ChatRequest, ChatResult, LLMProvider, ModelCheck
 from aiventbus.llm.registry import LLMRegistry
 from aiventbus.llm.structured import AgentResponse, agent_response_schema, parse_agent_response, repair_messages
 from aiventbus.store.agents import AgentTable
 from aiventbus.store.assignments import Assignment, AssignmentTable, ResponseRow
 from aiventbus.telemetry import Metrics
+from aiventbus.values import escaped
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +344,7 @@ class AgentRunner:
             raw_text=results[-1].text,
             response=response.model_dump() if response is not None else None,
             summary=response.summary if response is not None else None,
-            taint=sorted(set(bundle.taint) | set(event.taint)),
+            taint=join(bundle.taint, event.taint),
             prompt_tokens=sum(r.prompt_tokens for r in results),
             eval_tokens=sum(r.eval_tokens for r in results),
             created_at=self.clock(),
@@ -387,9 +389,11 @@ class AgentRunner:
             published = await self.bus.publish(
                 EventIn(
                     topic=event.output_topic or response_topic(agent.id),
-                    payload={**response.model_dump(), "agent_id": agent.id, "response_id": row.id},
+                    # Escaped: a proposal breaking a value rule is refused by the executor, not lost with the response.
+                    payload=escaped({**response.model_dump(), "agent_id": agent.id, "response_id": row.id}),
                     parent_event=event.id,
                     source=agent_source(agent.id),
+                    taint=row.taint,
                 )
             )
         except ChainLimitExceeded:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from aiventbus.config import BusConfig
 from aiventbus.core.events import ChainLimits, Event, EventIn, Priority
-from aiventbus.errors import ChainLimitExceeded, StoreClosed
+from aiventbus.errors import AiventbusError, ChainLimitExceeded, PayloadTooLarge, StoreClosed
 from aiventbus.store.database import Database
 from aiventbus.store.events import (
     MAX_ROWS_PER_INSERT,
@@ -20,9 +20,11 @@ from aiventbus.store.events import (
     PendingPublish,
     PublishOutcome,
     PublishRules,
+    compact_json,
     insert_events,
 )
 from aiventbus.telemetry import Metrics, bounded_topic
+from aiventbus.values import check_value, escaped
 
 Subscriber = Callable[[Event], Awaitable[None] | None]
 CommitListener = Callable[[range], None]  # the seqs of one commit's new events
@@ -82,7 +84,13 @@ class EventBus:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Published] = loop.create_future()
-        item = PendingPublish.prepare(incoming, self.clock(), enforce_limits, self.trusted_sources)
+        try:
+            check_value(incoming.payload, "payload")
+            item = PendingPublish.prepare(incoming, self.clock(), enforce_limits, self.trusted_sources)
+            self._check_size(item.payload_json, "payload")
+        except AiventbusError:
+            self._observe("rejected", started)
+            raise
         self._pending.append((item, future))
         if len(self._pending) == 1:
             # Publishes made in the same loop turn travel to the writer as one job.
@@ -184,8 +192,19 @@ class EventBus:
             self._published_children[key] = child
         return child
 
+    def _check_size(self, payload_json: str, field: str) -> None:
+        """Every publisher meets bus.max_payload_bytes, not only the HTTP route."""
+        limit = self.config.max_payload_bytes
+        size = len(payload_json) if payload_json.isascii() else len(payload_json.encode())
+        if size > limit:
+            raise PayloadTooLarge(f"{field}: {size} bytes exceeds bus.max_payload_bytes ({limit})", field=field)
+
     async def publish_many(self, incoming: list[EventIn]) -> list[Event | ChainLimitExceeded]:
-        """Publish a batch concurrently so it shares commits; chain-limit refusals are returned, not raised."""
+        """Publish a batch concurrently so it shares commits; chain-limit refusals are returned, not raised.
+        Every payload is checked first (values and size, named `events[<i>].payload`), so a bad one stores none."""
+        for index, item in enumerate(incoming):
+            check_value(item.payload, f"events[{index}].payload")
+            self._check_size(compact_json(item.payload), f"events[{index}].payload")
         results = await asyncio.gather(*(self.publish(item) for item in incoming), return_exceptions=True)
         out: list[Event | ChainLimitExceeded] = []
         for result in results:
@@ -209,7 +228,7 @@ class EventBus:
             return await self.publish(
                 EventIn(
                     topic=f"system.{name}",
-                    payload=payload,
+                    payload=escaped(payload),  # a report may quote what was refused: it must not be refused too
                     priority=priority,
                     trace_id=trace_id,
                     parent_event=parent_event,

@@ -12,12 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,199}$")
+from aiventbus.labels import check_label
 
-# Sources whose content a third party can control; agent runs that saw them must not auto-act.
-UNTRUSTED_SOURCES = frozenset(
-    {"clipboard", "notification", "webhook", "file", "system_log", "terminal", "http_response", "tool_output"}
-)
+TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,199}$")
 
 
 class Priority(StrEnum):
@@ -61,6 +58,10 @@ class EventIn(BaseModel):
     context_refs: list[str] = Field(default_factory=list, max_length=50)
     memory_scope: str | None = Field(None, max_length=200)
     source: str = Field("api", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    taint: list[str] = Field(
+        default_factory=list,
+        description="Untrusted origins the payload's content came from, added to what the source and parent imply",
+    )
 
     @field_validator("topic", "output_topic")
     @classmethod
@@ -68,6 +69,11 @@ class EventIn(BaseModel):
         if value is not None and not TOPIC_PATTERN.match(value):
             raise ValueError("must be 1-200 characters of letters, digits and . _ - : / (e.g. log.error)")
         return value
+
+    @field_validator("taint")
+    @classmethod
+    def _label_shape(cls, value: list[str]) -> list[str]:
+        return check_label(value)
 
     @field_validator("context_refs")
     @classmethod
@@ -99,20 +105,6 @@ class Event(BaseModel):
     status: EventStatus = EventStatus.pending
     created_at: float
     deduplicated: bool = False
-
-
-def source_family(source: str) -> str:
-    """`producer:clipboard` and `clipboard` both belong to the clipboard family."""
-    return source.split(":", 1)[1] if source.startswith("producer:") else source.split(":", 1)[0]
-
-
-def taint_of(source: str, parent_taint: list[str], trusted: frozenset[str] = frozenset()) -> list[str]:
-    """The untrusted sources an event carries: its parent's plus its own."""
-    taint = set(parent_taint)
-    family = source_family(source)
-    if family in UNTRUSTED_SOURCES:
-        taint.add(family)
-    return sorted(taint - trusted)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiventbus.actions.events import EventActions
@@ -19,6 +21,7 @@ from aiventbus.actions.knowledge import KnowledgeActions, KnowledgeBackend
 from aiventbus.actions.models import (
     ACTION_DOCS,
     ACTION_TYPES,
+    RESULT_ORIGINS,
     Action,
     ActionFailed,
     ActionScope,
@@ -39,14 +42,21 @@ from aiventbus.core.approvals import Approvals
 from aiventbus.core.bus import EventBus
 from aiventbus.core.events import Event, EventIn, new_id
 from aiventbus.core.policy import PolicyRules, decide
+from aiventbus.core.shell_analysis import sensitive_targets
 from aiventbus.core.tools import ToolRegistry
 from aiventbus.errors import AiventbusError
+from aiventbus.labels import join
+from aiventbus.platform import Capability, Sandbox, current_sandbox
+from aiventbus.platform.base import SANDBOX
+from aiventbus.producers.redaction import mask_secrets
 from aiventbus.store.actions import ActionRecord, ActionStatus, ActionStore, BackupIndex, NewAction
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
+from aiventbus.values import escaped
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Any, ActionScope], Awaitable[HandlerResult]]
+T = TypeVar("T")
 # Room left in an event payload for everything but the result itself.
 PAYLOAD_HEADROOM_BYTES = 8192
 
@@ -62,6 +72,11 @@ class RunContext:
     trace_id: str
     taint: list[str] = field(default_factory=list)
     allowed_actions: list[str] | None = None
+
+    @property
+    def label(self) -> list[str]:
+        """The run's label: what its prompt held, which always includes the event it answered."""
+        return join(self.taint, self.event.taint)
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,8 @@ class Executor:
         clock: Callable[[], float] = time.time,
         daemon_port: Callable[[], int | None] = lambda: None,
         resolver: Resolver = system_resolver,
+        secrets: Callable[[], Sequence[str]] = tuple,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.config = config
         self.bus = bus
@@ -108,6 +125,8 @@ class Executor:
         self.clock = clock
         self.daemon_port = daemon_port
         self.resolver = resolver
+        self.secrets = secrets
+        self.sandbox = sandbox if sandbox is not None else current_sandbox()
         self.knowledge = knowledge
         self.store = ActionStore(db)
         self.backups = BackupStore(config.backups_dir, BackupIndex(db), clock)
@@ -208,7 +227,7 @@ class Executor:
                 event_id=ctx.event.id,
                 response_event_id=ctx.response_event_id,
                 trace_id=ctx.trace_id,
-                taint=sorted(set(ctx.taint) | set(ctx.event.taint)),
+                taint=ctx.label,
                 created_at=now,
                 expires_at=now + self.config.policy.approval_ttl_seconds if status is ActionStatus.pending else None,
             )
@@ -238,11 +257,19 @@ class Executor:
         if unavailable is not None:
             return "deny", "executor.unavailable", f"{action_type} is not available here: {unavailable}"
         view = await self.policy_view(action)
-        decision = decide(action_type, view, taint=sorted(set(ctx.taint) | set(ctx.event.taint)), rules=self.rules())
+        decision = decide(action_type, view, taint=ctx.label, rules=self.rules())
+        if decision.verdict == "auto" and action_type == "shell_exec":
+            sandbox = await self.sandbox_report()
+            if not sandbox.available:
+                fix = f" (fix: {sandbox.fix})" if sandbox.fix else ""
+                why = f"auto-run shell needs a kernel sandbox and none works here: {sandbox.reason}{fix}"
+                return "confirm", "sandbox.unavailable", f"{why}; {decision.reason}"
         return decision.verdict, decision.rule, decision.reason
 
     def rules(self) -> PolicyRules:
-        return PolicyRules.from_config(self.config, daemon_port=self.daemon_port() or self.config.server.port)
+        """The policy's rules now; paths in shell commands are judged as written and with symlinks followed."""
+        port = self.daemon_port() or self.config.server.port
+        return PolicyRules.from_config(self.config, daemon_port=port, resolve=os.path.realpath)
 
     def policy_view_sync(self, action: Action) -> dict[str, Any]:
         """The action as the policy reads it, plus the resolved path of a file action."""
@@ -262,7 +289,8 @@ class Executor:
 
     async def _reject(self, proposal: Any, error: InvalidAction, ctx: RunContext, parent: str) -> ActionOutcome:
         kind = "unknown_action" if error.unknown else "invalid_action"
-        shown = proposal if isinstance(proposal, dict) else {"value": repr(proposal)[:500]}
+        # Escaped: the proposal may break a value rule (that may be why it is refused), and the report must not.
+        shown = escaped(proposal) if isinstance(proposal, dict) else {"value": repr(escaped(proposal))[:500]}
         await self.bus.publish_system(
             kind,
             {"agent_id": ctx.agent_id, "reason": error.reason, "proposal": _bounded(shown, 8192)},
@@ -278,7 +306,7 @@ class Executor:
         """Run an approved action, store its result, and publish it on the trace."""
         if action is None:
             action = parse_action(record.content)
-        scope = ActionScope(record.id, record.agent_id, record.trace_id, record.parent_event_id)
+        scope = ActionScope(record.id, record.agent_id, record.trace_id, record.parent_event_id, record.taint)
         started = time.perf_counter()
         result: HandlerResult | None = None
         data: dict[str, Any] | None
@@ -297,8 +325,15 @@ class Executor:
         elapsed = time.perf_counter() - started
         self.metrics.action_executions.labels(record.agent_id, record.action_type, status.value).inc()
         self.metrics.action_execution_duration.labels(record.action_type, status.value).observe(elapsed)
-        finished = await self.store.finish(record.id, status, self.clock(), data, error)
+        origin = RESULT_ORIGINS.get(record.action_type)
+        result_taint = join(record.taint, [origin] if origin else (), result.taint if result is not None else ())
+        data, error = self._without_secrets(data), self._without_secrets(error)
+        finished = await self.store.finish(record.id, status, self.clock(), data, error, result_taint)
         return await self._publish_result(finished, result.source if result is not None else "executor")
+
+    def _without_secrets(self, value: T) -> T:
+        """`value` with the daemon's own secrets (the API token) and well-known secret shapes masked."""
+        return mask_secrets(value, self.secrets())
 
     async def announce(self, record: ActionRecord) -> ActionRecord:
         """Count and publish a decision that ran nothing (denied, expired)."""
@@ -328,6 +363,7 @@ class Executor:
                     parent_event=record.parent_event_id,
                     trace_id=record.trace_id,
                     source=source,
+                    taint=record.result_taint,
                 ),
                 # A result hangs off a response the limits admitted, and must not be lost to its fan-out. Without
                 # that response (the limits refused it), results meet the limits, so no loop can grow through them.
@@ -340,10 +376,15 @@ class Executor:
         return record.model_copy(update={"result_event_id": event.id})
 
     async def _shell(self, action: ShellExecAction, scope: ActionScope) -> HandlerResult:
+        """Run the command in the user's home; confined to the kernel sandbox unless a person approved it."""
         policy = self.config.policy
-        home = str(self.rules().home)
+        rules = self.rules()
+        record = await self.store.get(scope.action_id)
+        confine = None
+        if record is None or record.decided_by is None:  # the policy's auto verdict ran it, no person chose it
+            confine = await self._confinement(action, rules)
         outcome = await run_command(
-            action.command, policy.shell_timeout_seconds, policy.shell_output_max_bytes, cwd=home
+            action.command, policy.shell_timeout_seconds, policy.shell_output_max_bytes, cwd=rules.home, confine=confine
         )
         data = {
             "command": action.command,
@@ -353,6 +394,7 @@ class Executor:
             "truncated": outcome.truncated,
             "timed_out": outcome.timed_out,
             "duration_seconds": round(outcome.duration_seconds, 3),
+            "sandboxed": outcome.sandboxed,
         }
         if outcome.timed_out:
             raise ActionFailed(f"timed out after {policy.shell_timeout_seconds:g}s (process group killed)", data)
@@ -360,11 +402,29 @@ class Executor:
             raise ActionFailed(f"exit code {outcome.exit_code}", data)
         return HandlerResult(data, source="executor")
 
+    async def _confinement(self, action: ShellExecAction, rules: PolicyRules) -> Callable[[list[str]], list[str]]:
+        """The sandbox wrapper hiding the daemon's files and the sensitive paths; an auto-run never runs bare."""
+        report = await self.sandbox_report()
+        if not report.available:
+            data = {"command": action.command, "sandboxed": False}
+            raise ActionFailed(f"not run: auto-run shell needs a kernel sandbox: {report.reason}", data)
+        # Finding which hidden paths exist (globs over /home among them) takes a millisecond of stat calls.
+        return await asyncio.to_thread(self.sandbox.wrapper, rules.home, sensitive_targets(rules.shell))
+
+    async def sandbox_report(self) -> Capability:
+        """Whether auto-run shell commands can be confined here; when not, why and how to fix it."""
+        if self.config.policy.shell_sandbox == "off":
+            return Capability(SANDBOX, False, "policy.shell_sandbox is off", "set policy.shell_sandbox: auto")
+        return await self.sandbox.probe()
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.store.expire_due(self.clock())
         await self.store.fail_interrupted(self.clock())
+        sandbox = await self.sandbox_report()
+        if not sandbox.available:
+            log.warning("auto-run shell commands need approval: no sandbox (%s; %s)", sandbox.reason, sandbox.fix)
 
     async def stop(self) -> None:
         return None
@@ -376,7 +436,12 @@ class Executor:
             "action_types": self.available_actions(),
             "unavailable": {t: r for t in ACTION_TYPES if (r := self.unavailable_reason(t)) is not None},
             "tool_backends": [backend.name for backend in self.tool_registry.backends()],
+            "sandbox": await self._sandbox_status(),
         }
+
+    async def _sandbox_status(self) -> dict[str, Any]:
+        report = await self.sandbox_report()
+        return {"available": report.available, "kind": self.sandbox.kind, "reason": report.reason, "fix": report.fix}
 
 
 def resolved_path_fact(view: dict[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,11 @@ from typing import Any
 
 from aiventbus.core.events import new_id
 from aiventbus.errors import ValidationFailed
+from aiventbus.labels import join
 from aiventbus.platform.facts import collect_system_facts
 from aiventbus.store.database import Database
 from aiventbus.store.knowledge import KnowledgeEntry, KnowledgeTable, PinnedFact
+from aiventbus.values import check_value, escaped
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,9 @@ def check_set_by(set_by: str) -> str:
 
 
 def encode_value(value: Any, max_bytes: int) -> str:
-    """The value as compact JSON, refused when it is not JSON or too large."""
+    """The value as compact JSON, refused when it is not JSON, breaks a value rule (the detail names the path inside
+    it and the rule, see aiventbus.values) or is too large."""
+    check_value(value, "value")
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
@@ -80,7 +84,10 @@ class KnowledgeStore:
         """Fill in the `system.*` facts (set_by `system`)."""
         facts = await asyncio.to_thread(self.fact_source)
         now = self.clock()
-        rows = [(check_key(k), encode_value(v, self.value_max_bytes), "system", now) for k, v in facts.items()]
+        rows = [
+            (check_key(k), encode_value(escaped(v), self.value_max_bytes), "system", now, "[]")
+            for k, v in facts.items()
+        ]
         await self.table.upsert_many(rows)
         self.system_facts_loaded = len(rows)
         log.info("knowledge: %d system facts", len(rows))
@@ -94,11 +101,13 @@ class KnowledgeStore:
     async def get(self, key: str) -> KnowledgeEntry | None:
         return await self.table.get(check_key(key))
 
-    async def set(self, key: str, value: Any, set_by: str) -> KnowledgeEntry:
+    async def set(self, key: str, value: Any, set_by: str, taint: builtins.list[str] | None = None) -> KnowledgeEntry:
+        """Write `key`; `taint` is the label of whatever produced the value (empty: the user or the daemon)."""
         text = encode_value(value, self.value_max_bytes)
         now = self.clock()
-        await self.table.upsert(check_key(key), text, check_set_by(set_by), now)
-        return KnowledgeEntry(key, json.loads(text), set_by, now)
+        label = join(taint or ())
+        await self.table.upsert(check_key(key), text, check_set_by(set_by), now, label)
+        return KnowledgeEntry(key, json.loads(text), set_by, now, label)
 
     async def list(self, prefix: str = "", limit: int = 100) -> builtins.list[KnowledgeEntry]:
         if len(prefix) > MAX_KEY_CHARS:

@@ -24,16 +24,18 @@ import ipaddress
 import posixpath
 import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from aiventbus import labels
 from aiventbus.config import Config, config_search_path
 from aiventbus.core.shell_analysis import (
     ShellFacts,
     analyze,
+    judged_paths,
     normalize_path,
     reads_sensitive,
     split_entries,
@@ -92,8 +94,12 @@ class PolicyRules:
         daemon_port: int | None = None,
         home: str | None = None,
         extra_protected: Sequence[str] = (),
+        resolve: Callable[[str], str] | None = None,
     ) -> PolicyRules:
-        """Rules from the config: protected = data dir (token, DB, backups), token, config files, user additions."""
+        """Rules from the config: protected = data dir (token, DB, backups), token, config files, user additions.
+
+        `resolve` (e.g. os.path.realpath) lets every judged path also be judged where its symlinks lead.
+        """
         home_dir = home or str(Path.home())
         policy = config.policy
         protected = [str(config.data_dir), str(config.token_path), str(config.db_path)]
@@ -113,6 +119,7 @@ class PolicyRules:
             blocklist=split_entries(policy.blocklist),
             max_length=policy.max_command_length,
             max_commands=policy.max_chain_commands,
+            resolve=resolve,
         )
         return cls(
             shell=shell,
@@ -146,7 +153,7 @@ def decide(action_type: str, action: Mapping[str, Any], taint: Sequence[str], ru
             reason = f"policy.trust_overrides.{action_type} is {override} ({judged.reason})"
         elif _RANK[override] > _RANK[verdict]:
             reason = f"{reason}; policy.trust_overrides.{action_type}={override} cannot raise it"
-    untrusted = sorted(set(taint) - rules.trusted_sources)
+    untrusted = labels.untrusted(taint, rules.trusted_sources)
     if untrusted and verdict == "auto" and _taint_capped(action_type, action):
         families = ", ".join(untrusted)
         return Decision("confirm", "taint", f"the agent saw untrusted content ({families}); {reason}")
@@ -194,7 +201,8 @@ def _judge_file(action_type: str, action: Mapping[str, Any], rules: PolicyRules)
     paths = [action.get("path"), *([action["_resolved_path"]] if action.get("_resolved_path") else [])]
     if not all(isinstance(path, str) and path and "\x00" not in path for path in paths):
         return _Judged("deny", "invalid", "path: must be a non-empty string without NUL", "deny")
-    normalized = [normalize_path(str(path), rules.home) for path in paths]
+    literal = [normalize_path(str(path), rules.home) for path in paths]
+    normalized = [judged for path in literal for judged in judged_paths(path, rules.shell)]
     if action_type == "file_read":
         for path in normalized:
             target = reads_sensitive(path, rules.shell)

@@ -149,6 +149,10 @@ def _outermost_object(candidate: str, raw: str) -> Any:
         data = json.loads(candidate[start : end + 1], strict=False)
     except json.JSONDecodeError as error:
         raise StructuredOutputError(f"invalid JSON: {error.msg} at character {error.pos}", raw=raw) from None
+    except RecursionError:
+        raise StructuredOutputError("invalid JSON: nested too deeply to parse", raw=raw) from None
+    except ValueError as error:  # an integer of more than 4,300 digits
+        raise StructuredOutputError(f"invalid JSON: {error}", raw=raw) from None
     if not isinstance(data, dict):
         raise StructuredOutputError("expected a JSON object", raw=raw)
     return data

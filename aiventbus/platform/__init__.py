@@ -6,11 +6,20 @@ import sys
 from typing import TYPE_CHECKING
 
 from aiventbus.platform.base import Capability, CapabilityUnavailable, Platform, PlatformCommandFailed
+from aiventbus.platform.sandbox import Bubblewrap, Sandbox, SandboxExec
 
 if TYPE_CHECKING:
     from aiventbus.config import ProducersConfig
 
-__all__ = ["Capability", "CapabilityUnavailable", "Platform", "PlatformCommandFailed", "current"]
+__all__ = [
+    "Capability",
+    "CapabilityUnavailable",
+    "Platform",
+    "PlatformCommandFailed",
+    "Sandbox",
+    "current",
+    "current_sandbox",
+]
 
 
 def current(config: ProducersConfig | None = None) -> Platform:
@@ -28,3 +37,8 @@ def current(config: ProducersConfig | None = None) -> Platform:
         session_bus_address=config.dbus_session_bus_address if config is not None else None,
         x11_change_events=config.clipboard_x11_change_events if config is not None else True,
     )
+
+
+def current_sandbox() -> Sandbox:
+    """The kernel sandbox this OS offers (not probed yet)."""
+    return SandboxExec() if sys.platform == "darwin" else Bubblewrap()

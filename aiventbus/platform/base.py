@@ -7,9 +7,12 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiventbus.errors import AiventbusError
+
+if TYPE_CHECKING:
+    from aiventbus.platform.sandbox import Sandbox
 
 CLIPBOARD = "clipboard"
 FILE_WATCHING = "file_watching"
@@ -20,6 +23,7 @@ NOTIFICATIONS_INBOUND = "notifications_inbound"
 NOTIFICATIONS_OUTBOUND = "notifications_outbound"
 APP_LAUNCHING = "app_launching"
 TERMINAL = "terminal"
+SANDBOX = "sandbox"  # a kernel sandbox for shell commands that run without the user's approval
 CAPABILITY_NAMES = (
     CLIPBOARD,
     FILE_WATCHING,
@@ -30,6 +34,7 @@ CAPABILITY_NAMES = (
     NOTIFICATIONS_OUTBOUND,
     APP_LAUNCHING,
     TERMINAL,
+    SANDBOX,
 )
 URGENCIES = ("low", "normal", "critical")
 COMMAND_TIMEOUT_SECONDS = 10.0
@@ -101,6 +106,7 @@ class Platform(Protocol):
     """Everything OS-specific the daemon needs: capability reports and outbound desktop actions."""
 
     name: str
+    sandbox: Sandbox  # confines shell commands that run without the user's approval
 
     def capabilities(self) -> list[Capability]:
         """One report per name in CAPABILITY_NAMES."""

@@ -1,4 +1,4 @@
-"""Linux: X11/Wayland clipboard helpers, inotify, journald, login1 and notifications over DBus, xdg-open."""
+"""Linux: X11/Wayland clipboard helpers, inotify, journald, login1 and notifications over DBus, xdg-open, bwrap."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from aiventbus.platform.base import (
     FILE_WATCHING,
     NOTIFICATIONS_INBOUND,
     NOTIFICATIONS_OUTBOUND,
+    SANDBOX,
     SESSION_LOCK,
     SYSTEM_LOG,
     TERMINAL,
@@ -27,6 +28,7 @@ from aiventbus.platform.base import (
     check_target,
     run_helper,
 )
+from aiventbus.platform.sandbox import Bubblewrap, Sandbox
 
 DEFAULT_SYSTEM_BUS = "unix:path=/var/run/dbus/system_bus_socket"
 JOURNAL_DIRS = ("/var/log/journal", "/run/log/journal")
@@ -35,7 +37,8 @@ WL_WATCH_SCRIPT = "cat; printf '\\0'"
 
 
 class LinuxPlatform(CapabilityReports):
-    """Capability checks read only the environment and PATH, so they are cheap and testable."""
+    """Capability checks read only the environment and PATH, so they are cheap and testable; the sandbox's is
+    probed once and cached."""
 
     name = "linux"
 
@@ -54,6 +57,7 @@ class LinuxPlatform(CapabilityReports):
         self.system_bus = system_bus_address or self.env.get("DBUS_SYSTEM_BUS_ADDRESS") or DEFAULT_SYSTEM_BUS
         self.session_bus = session_bus_address or self.env.get("DBUS_SESSION_BUS_ADDRESS") or ""
         self.x11_change_events = x11_change_events
+        self.sandbox: Sandbox = Bubblewrap(which)
 
     # -- capability reports --------------------------------------------------------------------
 
@@ -70,6 +74,7 @@ class LinuxPlatform(CapabilityReports):
             NOTIFICATIONS_OUTBOUND: self._notifications_outbound,
             APP_LAUNCHING: self._app_launching,
             TERMINAL: lambda: Capability(TERMINAL, True, backend="history files + preexec hook spool"),
+            SANDBOX: self.sandbox.report,
         }
         if name not in checks:
             return Capability(name, False, f"unknown capability {name!r}")

@@ -1,4 +1,4 @@
-"""macOS: pbpaste polling, FSEvents, `log stream`, osascript notifications, open(1)."""
+"""macOS: pbpaste polling, FSEvents, `log stream`, osascript notifications, open(1), sandbox-exec."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aiventbus.platform.base import (
     FILE_WATCHING,
     NOTIFICATIONS_INBOUND,
     NOTIFICATIONS_OUTBOUND,
+    SANDBOX,
     SESSION_LOCK,
     SYSTEM_LOG,
     TERMINAL,
@@ -24,6 +25,7 @@ from aiventbus.platform.base import (
     check_target,
     run_helper,
 )
+from aiventbus.platform.sandbox import Sandbox, SandboxExec
 
 
 class MacOSPlatform(CapabilityReports):
@@ -38,6 +40,7 @@ class MacOSPlatform(CapabilityReports):
         self.env = dict(os.environ if env is None else env)
         self.which = which
         self.custom_log_command = list(system_log_command or [])
+        self.sandbox: Sandbox = SandboxExec(which)
 
     def capability(self, name: str) -> Capability:
         def tool(capability: str, program: str, backend: str) -> Capability:
@@ -67,6 +70,7 @@ class MacOSPlatform(CapabilityReports):
             NOTIFICATIONS_OUTBOUND: lambda: tool(NOTIFICATIONS_OUTBOUND, "osascript", "osascript"),
             APP_LAUNCHING: lambda: tool(APP_LAUNCHING, "open", "open"),
             TERMINAL: lambda: Capability(TERMINAL, True, backend="history files + preexec hook spool"),
+            SANDBOX: self.sandbox.report,
         }
         if name not in checks:
             return Capability(name, False, f"unknown capability {name!r}")

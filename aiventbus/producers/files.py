@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
+import os
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 from watchfiles import Change, awatch
 
-from aiventbus.platform import CapabilityUnavailable
+from aiventbus.platform import CapabilityUnavailable, inotify
 from aiventbus.platform.base import FILE_WATCHING
 from aiventbus.producers.outlet import Outlet
+from aiventbus.values import escape_text
 
 TOPICS = {Change.added: "file.created", Change.modified: "file.modified", Change.deleted: "file.deleted"}
 
@@ -23,6 +26,14 @@ def is_ignored(relative: str, patterns: list[str]) -> bool:
     candidates = {"/".join(parts[i:]) for i in range(len(parts))}
     expanded = [*patterns, *(pattern[:-2] for pattern in patterns if pattern.endswith("/*"))]
     return any(fnmatch(candidate, pattern) for candidate in candidates for pattern in expanded)
+
+
+def shown_name(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (which os.fsdecode turns into lone surrogates) as `\\xNN`."""
+    try:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate os.fsdecode would not have made
+        return escape_text(name)
 
 
 def describe_path(path: Path) -> dict[str, Any]:
@@ -79,17 +90,23 @@ class FileWatcherProducer:
                 "create them or fix producers.file_watcher_paths",
             )
         self.watching = True
+        # inotify directly where there is one: watchfiles stops for good on a file name that is not UTF-8.
+        changes_stream = (
+            inotify.watch_changes(self.roots, self._accept, self.debounce_ms)
+            if inotify.available()
+            else awatch(*self.roots, watch_filter=self._accept, debounce=self.debounce_ms, rust_timeout=5000)
+        )
         try:
-            async for changes in awatch(
-                *self.roots, watch_filter=self._accept, debounce=self.debounce_ms, rust_timeout=5000
-            ):
-                for change, raw in sorted(changes, key=lambda item: item[1]):
-                    path = Path(raw)
-                    topic = TOPICS[change]
-                    payload: dict[str, Any] = {"path": str(path), "name": path.name, **describe_path(path)}
-                    if change is Change.deleted:
-                        payload = {"path": str(path), "name": path.name, "size": None, "type": "unknown"}
-                    payload["mime"] = mimetypes.guess_type(path.name)[0]
-                    outlet.offer(topic, payload, key=f"{topic}:{path}")
+            async with contextlib.aclosing(changes_stream):
+                async for changes in changes_stream:
+                    for change, raw in sorted(changes, key=lambda item: item[1]):
+                        path = Path(raw)
+                        topic = TOPICS[change]
+                        shown = {"path": shown_name(str(path)), "name": shown_name(path.name)}
+                        payload: dict[str, Any] = {**shown, **describe_path(path)}
+                        if change is Change.deleted:
+                            payload = {**shown, "size": None, "type": "unknown"}
+                        payload["mime"] = mimetypes.guess_type(shown["name"])[0]
+                        outlet.offer(topic, payload, key=f"{topic}:{shown['path']}")
         finally:
             self.watching = False

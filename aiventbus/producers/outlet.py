@@ -13,6 +13,7 @@ from typing import Any
 from aiventbus.core.events import Event, EventIn, Priority
 from aiventbus.errors import AiventbusError
 from aiventbus.producers.redaction import redact_payload
+from aiventbus.values import escaped
 
 Publish = Callable[[EventIn], Awaitable[Event]]
 Clock = Callable[[], float]
@@ -170,7 +171,7 @@ class Outlet:
                 f"{self.producer}: rate limit reached ({self.bucket.rate:g}/s, burst {self.bucket.burst})"
             )
         event = await self.publish(
-            EventIn(topic=topic, payload=redact_payload(payload), priority=priority, source=self.source)
+            EventIn(topic=topic, payload=redact_payload(escaped(payload)), priority=priority, source=self.source)
         )
         self.emitted += 1
         self.last_event_at = event.created_at
@@ -178,7 +179,8 @@ class Outlet:
         return event
 
     async def _publish(self, item: Pending) -> None:
-        payload = redact_payload(item.payload)
+        # What a producer saw is kept, escaped where it breaks a value rule (a lone surrogate in a file name).
+        payload = redact_payload(escaped(item.payload))
         if item.superseded:
             payload["coalesced"] = item.superseded
         try:

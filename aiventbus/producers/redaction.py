@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
+# Shorter "secrets" would mask ordinary words; the daemon's own (the API token) are long random strings.
+MIN_SECRET_CHARS = 16
+LOOSE_RULES = frozenset({"password"})
 
 # (kind, pattern, group kept in front of the mask); order matters: whole blocks before fragments.
 _RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
@@ -32,10 +38,13 @@ _RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
 )
 
 
-def redact_text(text: str) -> tuple[str, list[str]]:
-    """The text with each secret replaced by `[REDACTED:<kind>]`, and the kinds found (sorted, unique)."""
+def redact_text(text: str, skip: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+    """The text with each secret replaced by `[REDACTED:<kind>]`, and the kinds found (sorted, unique); the rules
+    of the kinds in `skip` are not applied."""
     found: set[str] = set()
     for kind, pattern, keep in _RULES:
+        if kind in skip:
+            continue
 
         def mask(match: re.Match[str], kind: str = kind, keep: int = keep) -> str:
             found.add(kind)
@@ -74,3 +83,26 @@ def redact_payload(payload: dict[str, Any]) -> dict[str, Any]:
     if kinds:
         clean["redacted"] = kinds
     return dict(clean)
+
+
+def mask_secrets(value: T, secrets: Sequence[str]) -> T:
+    """`value` with every occurrence of the given secrets (e.g. the API token) and well-known secret shapes masked,
+    in every string of a JSON-like value, keys included. The loose `name: value` rule is left out: command output
+    is full of `path/api-token: No such file` lines it would mangle."""
+    known = [secret for secret in secrets if len(secret) >= MIN_SECRET_CHARS]
+
+    def clean(text: str) -> str:
+        for secret in known:
+            text = text.replace(secret, "[REDACTED:daemon_secret]")
+        return redact_text(text, skip=LOOSE_RULES)[0]
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return clean(item)
+        if isinstance(item, dict):
+            return {clean(key) if isinstance(key, str) else key: walk(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(inner) for inner in item]
+        return item
+
+    return cast(T, walk(value))

@@ -29,7 +29,7 @@ def parse_log_line(line: str) -> tuple[str, dict[str, Any]] | None:
     """One journal JSON line -> (topic, payload); None for anything that is not a JSON object."""
     try:
         entry = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(entry, dict):
         return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import re
 from typing import Any
 
@@ -13,6 +12,7 @@ from aiventbus.config import WebhookConfig
 from aiventbus.core.events import Event
 from aiventbus.errors import AiventbusError, NotFound, PayloadTooLarge
 from aiventbus.producers.outlet import Outlet
+from aiventbus.values import MAX_DEPTH, parse_json
 
 SIGNATURE_HEADER = "X-Aiventbus-Signature"
 HOOK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -35,12 +35,13 @@ def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
 
 
 def webhook_payload(name: str, body: bytes, content_type: str) -> dict[str, Any]:
-    """A JSON body is kept as data; anything else as text."""
+    """A JSON body is kept as data; anything else as text. UnsafeValue (422, naming the path under `body` and the
+    rule) when the JSON breaks a value rule: the payload's own object leaves one level fewer for the body."""
     text = body.decode("utf-8", "replace")
     parsed: Any = text
     if content_type.split(";", 1)[0].strip().lower() in {"application/json", ""} and text.strip():
         try:
-            parsed = json.loads(text)
+            parsed = parse_json(text, "body", max_depth=MAX_DEPTH - 1)
         except ValueError:
             parsed = text
     return {"hook": name, "body": parsed, "content_type": content_type}

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from aiventbus.actions.models import content_digest
 from aiventbus.store.database import Database
+from aiventbus.values import load_stored
 
 
 class ActionStatus(StrEnum):
@@ -47,6 +48,9 @@ class ActionRecord(BaseModel):
     decided_by: str | None = None
     finished_at: float | None = None
     result: dict[str, Any] | None = None
+    result_taint: list[str] = Field(
+        default_factory=list, description="Label of the result: the run's label plus the origin of what it read"
+    )
     error: str | None = None
     result_event_id: str | None = None
 
@@ -58,19 +62,17 @@ class ActionRecord(BaseModel):
 ACTION_COLUMNS = (
     "id, action_type, content, content_sha256, status, verdict, rule, reason, agent_id, response_id, event_id,"
     " response_event_id, trace_id, taint, created_at, expires_at, decided_at, decided_by, finished_at, result,"
-    " error, result_event_id"
+    " error, result_event_id, result_taint"
 )
 
 
 def row_to_action(row: sqlite3.Row) -> ActionRecord:
     data = dict(row)
-    try:
-        content = json.loads(data["content"])
-    except json.JSONDecodeError:
-        content = {"unparseable": data["content"]}
+    content = load_stored(data["content"])
     data["content"] = content if isinstance(content, dict) else {"value": content}
     data["taint"] = json.loads(data["taint"])
-    data["result"] = json.loads(data["result"]) if data["result"] else None
+    data["result_taint"] = json.loads(data["result_taint"])
+    data["result"] = load_stored(data["result"]) if data["result"] else None
     return ActionRecord.model_validate(data)
 
 
@@ -116,7 +118,7 @@ class ActionStore:
         def job(conn: sqlite3.Connection) -> ActionRecord:
             conn.execute(
                 f"INSERT INTO actions ({ACTION_COLUMNS}) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL)",
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, ?)",
                 (
                     new.id,
                     new.action_type,
@@ -134,6 +136,7 @@ class ActionStore:
                     json.dumps(new.taint),
                     new.created_at,
                     new.expires_at,
+                    json.dumps(new.taint),
                 ),
             )
             return _select(conn, new.id)
@@ -190,11 +193,19 @@ class ActionStore:
         now: float,
         result: dict[str, Any] | None,
         error: str | None,
+        result_taint: list[str],
     ) -> ActionRecord:
         def job(conn: sqlite3.Connection) -> ActionRecord:
             conn.execute(
-                "UPDATE actions SET status = ?, finished_at = ?, result = ?, error = ? WHERE id = ?",
-                (status.value, now, json.dumps(result) if result is not None else None, error, action_id),
+                "UPDATE actions SET status = ?, finished_at = ?, result = ?, error = ?, result_taint = ? WHERE id = ?",
+                (
+                    status.value,
+                    now,
+                    json.dumps(result) if result is not None else None,
+                    error,
+                    json.dumps(result_taint),
+                    action_id,
+                ),
             )
             return _select(conn, action_id)
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from aiventbus.store.database import Database
+from aiventbus.values import load_stored
 
 COLUMNS = (
     "seq, id, event_id, agent_id, topic, lane, status, attempts, available_at, lease_expires_at, worker, last_error,"
@@ -92,7 +93,7 @@ def row_to_assignment(row: sqlite3.Row) -> Assignment:
 
 def row_to_response(row: sqlite3.Row) -> AgentResponseRecord:
     data = dict(row)
-    data["response"] = json.loads(data["response"]) if data["response"] else None
+    data["response"] = load_stored(data["response"]) if data["response"] else None
     data["taint"] = json.loads(data["taint"])
     return AgentResponseRecord.model_validate(data)
 

@@ -22,11 +22,12 @@ from aiventbus.core.events import (
     Priority,
     chain_limit_violation,
     new_id,
-    taint_of,
     within_dedupe_window,
 )
 from aiventbus.errors import AiventbusError, ChainLimitExceeded, ValidationFailed
+from aiventbus.labels import label_of
 from aiventbus.store.database import Database
+from aiventbus.values import load_stored
 
 COLUMNS = (
     "seq, id, topic, payload, priority, semantic_type, dedupe_key, trace_id, parent_event, output_topic,"
@@ -35,11 +36,12 @@ COLUMNS = (
 
 
 def row_to_event(row: sqlite3.Row, deduplicated: bool = False) -> Event:
+    """The stored event; a payload an older version stored that cannot be shown comes back escaped."""
     return Event(
         seq=row["seq"],
         id=row["id"],
         topic=row["topic"],
-        payload=json.loads(row["payload"]),
+        payload=load_stored(row["payload"]),
         priority=Priority(row["priority"]),
         semantic_type=row["semantic_type"],
         dedupe_key=row["dedupe_key"],
@@ -117,7 +119,12 @@ class PendingPublish:
         event_id = new_id("evt")
         root = None
         if incoming.dedupe_key is None and incoming.parent_event is None and incoming.trace_id is None:
-            root = Placement(root_trace_id(event_id), 0, _root_taint(incoming.source, trusted_sources))
+            taint = (
+                label_of(incoming.source, incoming.taint, trusted=trusted_sources)
+                if incoming.taint
+                else _root_taint(incoming.source, trusted_sources)
+            )
+            root = Placement(root_trace_id(event_id), 0, taint)
         return cls(incoming, now, enforce_limits, event_id, compact_json(incoming.payload), root)
 
     def row(self, placement: Placement) -> Row:
@@ -182,13 +189,13 @@ _root_taints: dict[tuple[str, frozenset[str]], list[str]] = {}
 
 
 def _root_taint(source: str, trusted_sources: frozenset[str]) -> list[str]:
-    """taint_of for an event without a parent, which depends on its source alone."""
+    """The label of an event without a parent or a stated label, which depends on its source alone."""
     key = (source, trusted_sources)
     taint = _root_taints.get(key)
     if taint is None:
         if len(_root_taints) > 1000:
             _root_taints.clear()
-        taint = _root_taints[key] = taint_of(source, [], trusted_sources)
+        taint = _root_taints[key] = label_of(source, trusted=trusted_sources)
     return list(taint)
 
 
@@ -367,7 +374,8 @@ def _decide(
         if violation is not None:
             raise ChainLimitExceeded(violation[0], violation[1], trace_id)
 
-    placement = Placement(trace_id, depth, taint_of(incoming.source, parent_taint, rules.trusted_sources))
+    taint = label_of(incoming.source, parent_taint, incoming.taint, trusted=rules.trusted_sources)
+    placement = Placement(trace_id, depth, taint)
     return state.add(item.row(placement)), placement
 
 

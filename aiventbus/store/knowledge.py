@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiventbus.store.database import Database
+from aiventbus.values import load_stored
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,16 @@ class KnowledgeEntry:
     value: Any
     set_by: str
     updated_at: float
+    taint: list[str]
 
     def to_api(self) -> dict[str, Any]:
-        return {"key": self.key, "value": self.value, "set_by": self.set_by, "updated_at": self.updated_at}
+        return {
+            "key": self.key,
+            "value": self.value,
+            "set_by": self.set_by,
+            "updated_at": self.updated_at,
+            "taint": self.taint,
+        }
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,12 @@ class PinnedFact:
 
 
 def _entry(row: sqlite3.Row) -> KnowledgeEntry:
-    return KnowledgeEntry(row["key"], json.loads(row["value"]), row["set_by"], row["updated_at"])
+    return KnowledgeEntry(
+        row["key"], load_stored(row["value"]), row["set_by"], row["updated_at"], json.loads(row["taint"])
+    )
+
+
+ENTRY_COLUMNS = "key, value, set_by, updated_at, taint"
 
 
 def like_prefix(prefix: str) -> str:
@@ -49,23 +62,20 @@ class KnowledgeTable:
         self.db = db
 
     async def get(self, key: str) -> KnowledgeEntry | None:
-        row = await self.db.fetch_one("SELECT key, value, set_by, updated_at FROM knowledge WHERE key = ?", (key,))
+        row = await self.db.fetch_one(f"SELECT {ENTRY_COLUMNS} FROM knowledge WHERE key = ?", (key,))
         return None if row is None else _entry(row)
 
-    async def upsert(self, key: str, value_json: str, set_by: str, now: float) -> None:
-        await self.db.execute(
-            "INSERT INTO knowledge (key, value, set_by, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, set_by = excluded.set_by,"
-            " updated_at = excluded.updated_at",
-            (key, value_json, set_by, now),
-        )
+    async def upsert(self, key: str, value_json: str, set_by: str, now: float, taint: list[str]) -> None:
+        await self.upsert_many([(key, value_json, set_by, now, json.dumps(taint))])
 
-    async def upsert_many(self, rows: list[tuple[str, str, str, float]]) -> None:
+    async def upsert_many(self, rows: list[tuple[str, str, str, float, str]]) -> None:
+        """(key, value JSON, set_by, updated_at, label JSON) rows; a rewrite replaces the label with the new one."""
+
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "INSERT INTO knowledge (key, value, set_by, updated_at) VALUES (?, ?, ?, ?)"
+                "INSERT INTO knowledge (key, value, set_by, updated_at, taint) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value, set_by = excluded.set_by,"
-                " updated_at = excluded.updated_at",
+                " updated_at = excluded.updated_at, taint = excluded.taint",
                 rows,
             )
 
@@ -73,7 +83,7 @@ class KnowledgeTable:
 
     async def list_prefix(self, prefix: str, limit: int) -> list[KnowledgeEntry]:
         rows = await self.db.fetch_all(
-            "SELECT key, value, set_by, updated_at FROM knowledge WHERE key LIKE ? ESCAPE '\\' ORDER BY key LIMIT ?",
+            f"SELECT {ENTRY_COLUMNS} FROM knowledge WHERE key LIKE ? ESCAPE '\\' ORDER BY key LIMIT ?",
             (like_prefix(prefix), limit),
         )
         return [_entry(row) for row in rows]
@@ -85,7 +95,7 @@ class KnowledgeTable:
         clauses = " OR ".join("lower(key) LIKE ? ESCAPE '\\'" for _ in words)
         params: list[Any] = ["%" + like_prefix(word) for word in words]
         rows = await self.db.fetch_all(
-            f"SELECT key, value, set_by, updated_at FROM knowledge WHERE {clauses} ORDER BY updated_at DESC LIMIT ?",
+            f"SELECT {ENTRY_COLUMNS} FROM knowledge WHERE {clauses} ORDER BY updated_at DESC LIMIT ?",
             [*params, limit],
         )
         return [_entry(row) for row in rows]

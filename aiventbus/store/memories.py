@@ -10,6 +10,7 @@ from typing import Any
 
 from aiventbus.core.memory.model import Memory
 from aiventbus.core.memory.search import SearchWeights
+from aiventbus.labels import join
 from aiventbus.store.database import Database
 
 COLUMNS = (
@@ -82,7 +83,7 @@ def merge_into(conn: sqlite3.Connection, target_id: str, importance: float, tain
     if row is None:
         return False
     lifted = min(1.0, max(row["importance"], importance) + 0.05)
-    merged_taint = sorted(set(json.loads(row["taint"])) | set(taint))
+    merged_taint = join(json.loads(row["taint"]), taint)
     conn.execute(
         "UPDATE memories SET seen_count = seen_count + 1, importance = ?, taint = ?, updated_at = ? WHERE id = ?",
         (lifted, json.dumps(merged_taint), now, target_id),

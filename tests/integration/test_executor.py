@@ -268,7 +268,7 @@ class RecordingDesktop:
 async def test_notify_alert_and_open_app_use_the_platform() -> None:
     desktop = RecordingDesktop()
     actions = DesktopActions(lambda: desktop)
-    scope = ActionScope("act_t", "agent_t", "tr_t", "evt_t")
+    scope = ActionScope("act_t", "agent_t", "tr_t", "evt_t", [])
     await actions.notify(NotifyAction(action_type="notify", title="Hi", message="there"), scope)
     await actions.alert(AlertAction(action_type="alert", title="Disk", message="full"), scope)
     await actions.open_app(OpenAppAction(action_type="open_app", target="https://example.com"), scope)

@@ -17,7 +17,7 @@ from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
 from tests.support.daemon import running_daemon
 
-SCOPE = ActionScope("act_t", "agent_t", "tr_t", "evt_t")
+SCOPE = ActionScope("act_t", "agent_t", "tr_t", "evt_t", [])
 
 
 @asynccontextmanager

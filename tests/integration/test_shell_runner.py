@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from aiventbus.actions.shell import SHELL, plan_argv, run_command
+from aiventbus.platform.sandbox import RUN_PROGRAM_LINKS, Bubblewrap
 
 TIMEOUT = 30.0
 CAP = 65_536
@@ -169,3 +173,122 @@ async def test_a_daemonised_grandchild_does_not_hold_the_result_past_the_timeout
     assert result.timed_out
     assert result.stdout == "started\n"
     assert await _wait_until_gone(await _read_pid(pid_file))
+
+
+# -- inside the kernel sandbox (bubblewrap): the same caps, timeout and group kill -------------------------------
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="bubblewrap is the Linux sandbox")
+
+
+def _bwrap(cwd: Path, hidden: list[str] | None = None) -> Callable[[list[str]], list[str]]:
+    sandbox = Bubblewrap()
+    assert sandbox.report().available, sandbox.report()
+    return sandbox.wrapper(str(cwd), hidden or [])
+
+
+def _host_pids_running(marker: str) -> list[int]:
+    """Host processes whose command line holds `marker` (the sandbox's own pids mean nothing out here)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and not _gone(int(entry.name)):
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def _wait_until_none_run(marker: str, deadline_seconds: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if not _host_pids_running(marker):
+            return []
+        await asyncio.sleep(0.05)
+    return _host_pids_running(marker)
+
+
+async def _wait_until_running(marker: str, deadline_seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if _host_pids_running(marker):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing running {marker!r}")
+
+
+@linux_only
+async def test_a_confined_command_sees_a_read_only_world_and_a_private_tmp(tmp_path: Path) -> None:
+    outside = Path(tempfile.mkdtemp(prefix="aiventbus-runner-", dir="/var/tmp"))
+    try:
+        command = f"mkdir -p {tmp_path} && touch {tmp_path}/private; ls {tmp_path}; touch {outside}/canary"
+        result = await run_command(command, TIMEOUT, CAP, cwd=str(outside), confine=_bwrap(outside))
+    finally:
+        planted = (outside / "canary").exists()
+        shutil.rmtree(outside)
+    assert result.sandboxed and result.argv_or_shell == [SHELL, "-c", command]
+    assert result.stdout == "private\n"  # the sandbox's /tmp is its own: writable, and empty on the host
+    assert "Read-only file system" in result.stderr and result.exit_code == 1
+    assert not planted and not (tmp_path / "private").exists()
+
+
+@linux_only
+async def test_a_confined_command_cannot_see_the_daemons_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AIVENTBUS_TEST_SECRET", "hunter2")
+    command = f"cat /proc/1/environ /proc/self/environ /proc/{os.getpid()}/environ; ls /proc"
+    result = await run_command(command, TIMEOUT, CAP, confine=_bwrap(tmp_path))
+    assert "hunter2" not in result.stdout + result.stderr
+    assert str(os.getpid()) not in result.stdout.split()  # a fresh pid namespace: the daemon is not there
+
+
+@linux_only
+async def test_a_confined_hidden_path_is_not_there(tmp_path: Path) -> None:
+    outside = Path(tempfile.mkdtemp(prefix="aiventbus-runner-", dir="/var/tmp"))
+    try:
+        (outside / "data").mkdir()
+        (outside / "data" / "api-token").write_text("hunter2\n")
+        (outside / "secret.txt").write_text("hunter2\n")
+        hidden = [str(outside / "data"), str(outside / "secret.txt"), str(outside / "missing"), "/proc/*/environ"]
+        command = "ls -A data; cat data/api-token secret.txt"
+        result = await run_command(command, TIMEOUT, CAP, cwd=str(outside), confine=_bwrap(outside, hidden))
+    finally:
+        shutil.rmtree(outside)
+    assert result.stdout == "" and "hunter2" not in result.stderr
+    assert "data/api-token: No such file or directory" in result.stderr
+    assert "secret.txt: Permission denied" in result.stderr
+
+
+@linux_only
+async def test_a_confined_output_is_capped(tmp_path: Path) -> None:
+    command = "head -c 3000000 /dev/zero | tr '\\0' a; echo done >&2"
+    result = await run_command(command, TIMEOUT, 1000, confine=_bwrap(tmp_path))
+    assert (result.stdout, result.stderr, result.truncated, result.exit_code) == ("a" * 1000, "done\n", True, 0)
+
+
+@linux_only
+async def test_a_timeout_kills_the_whole_sandbox(tmp_path: Path) -> None:
+    marker = f"{100 + os.getpid() % 1000}.{time.monotonic_ns() % 10**9}"
+    command = f"trap '' TERM; sleep {marker} & sh -c 'sleep {marker}'; wait"
+    result = await run_command(command, 1.0, CAP, confine=_bwrap(tmp_path))
+    assert result.timed_out and result.exit_code is None
+    assert await _wait_until_none_run(marker) == [], "a sandboxed process outlived the timeout"
+
+
+@linux_only
+async def test_cancelling_a_confined_run_kills_the_sandbox(tmp_path: Path) -> None:
+    marker = f"{200 + os.getpid() % 1000}.{time.monotonic_ns() % 10**9}"
+    task = asyncio.create_task(run_command(f"sleep {marker}", TIMEOUT, CAP, confine=_bwrap(tmp_path)))
+    await _wait_until_running(f"sleep\0{marker}")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _wait_until_none_run(marker) == []
+
+
+@linux_only
+async def test_a_confined_command_sees_no_host_sockets_in_run(tmp_path: Path) -> None:
+    result = await run_command("ls -A /run /var/run", TIMEOUT, CAP, confine=_bwrap(tmp_path))
+    kept = {Path(link).name for link in RUN_PROGRAM_LINKS}
+    assert [name for name in result.stdout.split() if name not in kept] == ["/run:", "/var/run:"], result

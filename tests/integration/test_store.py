@@ -110,7 +110,7 @@ def test_an_older_database_gets_a_routing_watermark_below_its_first_pending_even
             " VALUES (?, 't', '{}', 'normal', ?, 'api', ?, 0)",
             (f"evt_{n}", f"tr_{n}", status),
         )
-    assert apply_migrations(conn) == ["0006_events_routing_watermark.sql"]
+    assert apply_migrations(conn)[0] == "0006_events_routing_watermark.sql"
     assert conn.execute("SELECT routed_through FROM router_state").fetchone()[0] == expected
     assert conn.execute("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'events_status'").fetchone()[0] == 0
     conn.close()
@@ -143,3 +143,20 @@ async def test_checkpoints_run_off_the_writer_and_close_truncates_the_wal(tmp_pa
         assert check.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 2000
     finally:
         check.close()
+
+
+def test_labels_migration_marks_knowledge_agents_wrote_as_unlabelled(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
+    for version, name, sql in available_migrations():
+        if version < 7:
+            conn.executescript(
+                f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, '{name}', 0);\nCOMMIT;"
+            )
+    conn.executemany(
+        "INSERT INTO knowledge (key, value, set_by, updated_at) VALUES (?, '1', ?, 0)",
+        [("a", "agent:agent_x"), ("b", "user"), ("c", "system")],
+    )
+    assert apply_migrations(conn) == ["0007_labels.sql"]
+    labels = dict(conn.execute("SELECT key, taint FROM knowledge ORDER BY key").fetchall())
+    assert labels == {"a": '["unlabelled"]', "b": "[]", "c": "[]"}

@@ -11,9 +11,9 @@ from aiventbus.core.events import (
     EventIn,
     chain_limit_violation,
     lane_of,
-    taint_of,
     within_dedupe_window,
 )
+from aiventbus.labels import label_of
 
 LIMITS = ChainLimits(max_depth=10, max_budget=20, max_fan_out=3)
 
@@ -70,10 +70,12 @@ def test_lanes(topic: str, lane: str) -> None:
         ("agent:agent_x", ["clipboard"], frozenset(), ["clipboard"]),
         ("clipboard", ["file"], frozenset({"clipboard"}), ["file"]),
         ("user", [], frozenset(), []),
+        ("executor", ["shell_output"], frozenset(), ["shell_output"]),
+        ("shell_output", [], frozenset(), ["shell_output"]),
     ],
 )
 def test_taint(source: str, parent: list[str], trusted: frozenset[str], expected: list[str]) -> None:
-    assert taint_of(source, parent, trusted) == expected
+    assert label_of(source, parent, trusted=trusted) == expected
 
 
 def test_event_in_requires_topic_and_payload() -> None:

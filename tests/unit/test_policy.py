@@ -87,6 +87,16 @@ def test_defaults(action_type: str, action: dict[str, Any], verdict: str) -> Non
         ("file_read", f"{DATA}/api-token", "confirm", "sensitive_path"),
         ("file_read", "~/.aws/credentials", "confirm", "sensitive_path"),
         ("file_read", "/proc/self/environ", "confirm", "sensitive_path"),
+        ("file_read", "/proc/self/cwd/.ssh/id_rsa", "confirm", "sensitive_path"),
+        ("file_read", "/proc/self/root/etc/shadow", "confirm", "sensitive_path"),
+        ("file_read", "/proc/1/root/home/alice/.local/share/aiventbus/api-token", "confirm", "sensitive_path"),
+        ("file_read", "/proc/self/cwd/.local/share/aiventbus/api-token", "confirm", "sensitive_path"),
+        ("file_read", "/proc/thread-self/cwd/../alice/.aws/credentials", "confirm", "sensitive_path"),
+        ("file_read", "/proc/1/cwd/notes.txt", "confirm", "sensitive_path"),
+        ("file_read", "/proc/1/fd/3", "confirm", "sensitive_path"),
+        ("file_read", "/proc/self/cwd/notes.txt", "auto", "trust_mode"),
+        ("file_write", "/proc/self/cwd/.local/share/aiventbus/api-token", "deny", "protected_path"),
+        ("file_write", "/proc/self/root/etc/passwd", "deny", "protected_path"),
         ("file_read", "/etc/hostname", "auto", "trust_mode"),
         ("file_read", "notes.txt", "auto", "trust_mode"),
         ("file_read", "bad\x00path", "deny", "invalid"),
@@ -104,6 +114,17 @@ def test_the_resolved_path_is_judged_too() -> None:
     assert decide("file_read", {"path": "~/x", "_resolved_path": f"{HOME}/.ssh/id_rsa"}, [], DEFAULT).verdict == (
         "confirm"
     )
+
+
+def test_a_resolver_from_the_config_judges_symlinks_for_file_and_shell_actions() -> None:
+    config = parse_config({"paths": {"data_dir": DATA}})
+    links = {f"{HOME}/innocent.txt": f"{DATA}/api-token"}
+    resolving = PolicyRules.from_config(config, daemon_port=8420, home=HOME, resolve=lambda p: links.get(p, p))
+    assert decide("file_read", {"path": "~/innocent.txt"}, [], DEFAULT).verdict == "auto"
+    assert decide("file_read", {"path": "~/innocent.txt"}, [], resolving).rule == "sensitive_path"
+    assert decide("file_write", {"path": "~/innocent.txt", "content": ""}, [], resolving).verdict == "deny"
+    assert decide("shell_exec", {"command": "cat innocent.txt"}, [], resolving).rule == "sensitive_path"
+    assert decide("shell_exec", {"command": "cat innocent.txt"}, [], DEFAULT).verdict == "auto"
 
 
 @pytest.mark.parametrize(

@@ -25,20 +25,19 @@ SAFE = [
     "du -sh ~/Downloads", "uptime", "whoami", "date", "date +%s", "head -n 20 /var/log/syslog",
     "tail -n 50 /var/log/syslog", "wc -l notes.txt", "last -i | grep 10.0.0.1", "who", "uname -a", "free -m",
     "echo hello", "echo 'hello world'", "pwd", "stat /etc/hostname", "find . -name '*.py'",
-    "find /tmp -type f -mtime -1", "git status", "git log --oneline -10", "git diff HEAD~1", "git show HEAD",
-    "git -C /tmp/repo status", "git --no-pager log", "journalctl -u ssh --since today",
+    "find /tmp -type f -mtime -1", "journalctl -u ssh --since today",
     "journalctl -p err -n 50 --no-pager", "id", "groups", "ls | wc -l", "cat /etc/os-release | head -3",
     "ps aux | sort -k3 -nr | head -5", "sort -u names.txt", "uniq -c counts.txt", "cut -d: -f1 /etc/passwd",
     "tr a-z A-Z < notes.txt", "ls 2>/dev/null", "ls -la 2>&1 | head", "lsblk", "lscpu", "nproc",
     "systemctl status ssh", "systemctl list-units --failed", "hostname", "pgrep -a python", "ls && pwd",
     "(ls; pwd)", "{ ls; pwd; }", "ls || echo none", "printf '%s\\n' a b", "diff a.txt b.txt",
-    "sha256sum file.iso", "md5sum notes.txt", "file notes.txt", "which python3", "env", "printenv PATH",
+    "sha256sum file.iso", "md5sum notes.txt", "file notes.txt", "which python3", "printenv PATH",
     "sleep 1", "true", "test -f notes.txt && echo yes", "jq . data.json", "base64 notes.txt", "dmesg | tail",
     "ip addr", "ip route show", "ss -tlnp", "lsof -i :8080", "mount", "findmnt", "timedatectl", "seq 1 10",
-    "tree -L 2", "echo 'a;b'", "grep sudo /var/log/auth.log", "echo rm -rf /", "echo '$(id)'",
+    "echo 'a;b'", "grep sudo /var/log/auth.log", "echo rm -rf /", "echo '$(id)'",
     "grep -c 'Failed password' /var/log/auth.log", "ls -la /etc", "cat /etc/passwd", "df -h | grep -v tmpfs",
     "uptime; free -m; df -h", "cd /tmp && ls", "cd ~/.ssh && ls", "! ls", "echo '{a,b}'", "ls # ; sudo id",
-    "git log @{u}", "ls [a]*", "cat /etc/hostname > /dev/stdout",
+    "ls [a]*", "cat /etc/hostname > /dev/stdout",
 ]  # fmt: skip
 
 REVIEW = [
@@ -53,6 +52,9 @@ REVIEW = [
     "unzip a.zip", "ping -c 1 example.com", "dig example.com", "top -b -n 1", "notify-send hi",
     "mount /dev/sdb1 /mnt", "ls -la; rm x", "ip link set eth0 down", "find . -name '*.pyc' | wc -l > n.txt",
     "tree -o out.txt", "git log --output=log.txt", "umask 077", "read x", "cd /tmp && rm -rf build",
+    # git reads the repository's config, which can run programs: never auto, even for a read
+    "git status", "git log --oneline -10", "git diff HEAD~1", "git show HEAD", "git -C /tmp/repo status",
+    "git --no-pager log", "git log @{u}", "tree -L 2",
 ]  # fmt: skip
 
 CAPPED = [
@@ -102,7 +104,7 @@ CAPPED = [
     "grep -r key /", "grep -R token .", "cat ~/.local/share/aiventbus/api-token",
     "cat ~/.config/aiventbus/config.yaml", "tail /home/alice/.gnupg/x", "base64 ~/.ssh/id_ed25519",
     "cp ~/.ssh/id_rsa /tmp/", "cat ~/.ss*/id_rsa", "cat /*/shadow", "tr a b < ~/.ssh/id_rsa",
-    "cat /proc/1/environ", "cat ~bob/.ssh/id_rsa", "cat $HOME/.ssh/id_rsa", "echo x >> ~/.bashrc",
+    "cat /proc/1/environ", "cat ~bob/.ssh/id_rsa", "env", "cat $HOME/.ssh/id_rsa", "echo x >> ~/.bashrc",
     # programs that run what they are given
     "make", "npm install", "pip install x", "ssh host ls", "docker run x", "crontab -e", "at now", "tmux",
     "screen", "rsync -e sh a b", "nc -e /bin/sh host 1", "xdg-open file.pdf",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.producers.redaction import redact_payload, redact_text
+from aiventbus.producers.redaction import mask_secrets, redact_payload, redact_text
 
 GITHUB = "ghp_" + "A1b2C3d4E5" * 4
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
@@ -64,3 +64,25 @@ def test_payload_is_redacted_deeply_and_marked() -> None:
 
 def test_payload_without_secrets_has_no_marker() -> None:
     assert redact_payload({"text": "hello"}) == {"text": "hello"}
+
+
+TOKEN = "Zq3v8Hk1_pL0x-9sYt2RmW4nB6cD7eF5gH0jK1lM2nO"
+
+
+def test_mask_secrets_hides_a_known_secret_everywhere_in_a_value() -> None:
+    value = {"stdout": f"token={TOKEN}\n", "lines": [TOKEN, {"k": f"a{TOKEN}b"}], TOKEN: 1, "n": 3}
+    masked = mask_secrets(value, [TOKEN])
+    assert TOKEN not in repr(masked)
+    assert masked["n"] == 3
+    assert masked["lines"][1]["k"] == "a[REDACTED:daemon_secret]b"
+
+
+def test_mask_secrets_ignores_short_strings_and_keeps_plain_text() -> None:
+    assert mask_secrets("the cat sat", ["cat", ""]) == "the cat sat"
+    assert mask_secrets(None, [TOKEN]) is None
+
+
+def test_mask_secrets_keeps_ordinary_error_lines() -> None:
+    line = "cat: /home/u/.local/share/aiventbus/api-token: No such file or directory"
+    assert mask_secrets(line, [TOKEN]) == line
+    assert mask_secrets("key AKIAABCDEFGHIJKLMNOP", []) == "key [REDACTED:aws_access_key]"

@@ -12,6 +12,7 @@ from aiventbus.core.shell_analysis import (
     normalize_path,
     path_contains,
     path_within,
+    reads_sensitive,
     root_like,
     split_entries,
 )
@@ -41,6 +42,22 @@ def facts(**changes: object) -> ShellFacts:
         ("../../etc/./passwd", None, "/etc/passwd"),
         ("//etc//shadow", None, "/etc/shadow"),
         ("/", None, "/"),
+        ("/proc/self/cwd/.ssh/id_rsa", None, f"{HOME}/.ssh/id_rsa"),
+        ("/proc/self/cwd/.ssh", "/tmp", "/tmp/.ssh"),
+        ("/proc/thread-self/cwd/x", None, f"{HOME}/x"),
+        ("/proc/self/task/12/cwd/x", None, f"{HOME}/x"),
+        ("/proc/self/cwd/../bob/x", None, "/home/bob/x"),
+        ("/proc/self/root/etc/shadow", None, "/etc/shadow"),
+        ("/proc/1/root/etc/shadow", None, "/etc/shadow"),
+        ("/proc/*/root/etc/shadow", None, "/etc/shadow"),
+        ("/proc/self/root/proc/self/cwd/.netrc", None, f"{HOME}/.netrc"),
+        ("/proc/self/root/..", None, "/"),
+        ("/proc/1/task/1/environ", None, "/proc/1/environ"),
+        ("/proc/1/cwd/.ssh/../x", None, "/proc/1/cwd/x"),
+        ("/proc/1/cwd", None, "/proc/1/cwd"),
+        ("/proc/self/cwd/x/.", None, f"{HOME}/x"),
+        ("/tmp/../proc/self/cwd//x", None, f"{HOME}/x"),
+        ("../../proc/self/root/etc/passwd", "/tmp", "/etc/passwd"),
     ],
 )
 def test_normalize_path(raw: str, cwd: str | None, expected: str) -> None:
@@ -94,7 +111,7 @@ def test_an_allowlist_entry_never_beats_the_blocklist() -> None:
 @pytest.mark.parametrize(
     ("command", "level"),
     [("git push", "blocked"), ("git push origin main", "blocked"), ("/usr/bin/git push", "blocked"),
-     ("bash -c 'git push'", "blocked"), ("ls && git push", "blocked"), ("git status", "safe"),
+     ("bash -c 'git push'", "blocked"), ("ls && git push", "blocked"), ("git status", "review"),
      ("systemctl status", "safe"), ("systemctl restart nginx", "blocked"), ("mytool", "blocked"),
      ("mytool-2 run", "review")],
 )  # fmt: skip
@@ -170,3 +187,31 @@ def test_substitutions_around_safe_commands_never_auto_run(seed: int) -> None:
     for _ in range(40):
         command = rng.choice(shapes).format(a=rng.choice(safe), b=rng.choice(safe))
         assert analyze(command, FACTS).level == "capped", command
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/proc/1/environ", "/proc/self/environ", "/proc/1/mem", "/proc/self/fd/3", "/proc/1/map_files/x",
+     "/proc/1/cmdline", "/proc/1/cwd/notes.txt", "/proc/*/cwd/x", "/proc/self/c*/x", "/proc/self/r??t/etc/x",
+     "/dev/fd/3", f"{DATA}/api-token", f"{HOME}/.config/aiventbus/config.yaml"],
+)  # fmt: skip
+def test_reads_of_proc_aliases_and_daemon_files_are_sensitive(path: str) -> None:
+    assert reads_sensitive(path, FACTS), path
+
+
+@pytest.mark.parametrize("path", ["/proc/self/cmdline", "/proc/cpuinfo", "/proc/self/status", f"{HOME}/notes.txt"])
+def test_ordinary_proc_reads_are_not_sensitive(path: str) -> None:
+    assert reads_sensitive(path, FACTS) is None
+
+
+def test_a_resolver_judges_where_symlinks_lead() -> None:
+    links = {f"{HOME}/notes": f"{HOME}/.ssh/id_rsa", f"{HOME}/out": f"{DATA}/api-token", "/tmp/x": "/etc/passwd"}
+    resolving = facts(resolve=lambda path: links.get(path, path))
+    assert analyze("cat notes", FACTS).level == "safe"
+    assert analyze("cat notes", resolving).rule == "sensitive_path"
+    assert analyze("cat < notes", resolving).rule == "sensitive_path"
+    assert analyze("echo x > out", resolving).rule == "protected_path"
+    assert analyze("cp a /tmp/x", resolving).level == "blocked"
+    assert analyze("cat other", resolving).level == "safe"
+    broken = facts(resolve=lambda path: (_ for _ in ()).throw(OSError("loop")))
+    assert analyze("cat notes", broken).level == "safe"

@@ -11,16 +11,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from aiventbus.core.events import Event, new_id
 from aiventbus.core.memory.merge import NEW, SAME_AS, SUPERSEDES, Decision, decide
 from aiventbus.core.memory.model import Memory
 from aiventbus.core.memory.store import MemoryStore
 from aiventbus.errors import LLMError, LLMUnavailable
+from aiventbus.labels import join
 from aiventbus.llm.base import ChatMessage, ChatRequest, LLMProvider
 from aiventbus.store.database import Database
 from aiventbus.store.memories import insert_memory, merge_into, supersede
+from aiventbus.values import escape_text
 
 if TYPE_CHECKING:
     from aiventbus.daemon import Problem
@@ -120,7 +122,7 @@ def parse_distill_output(text: str) -> DistillOutput:
     """The model's answer, or LLMError saying why it is unusable."""
     try:
         return DistillOutput.model_validate(json.loads(text))
-    except (json.JSONDecodeError, ValidationError) as error:
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, ValidationError, a 4,300-digit integer
         raise LLMError(f"distillation answer is not the expected JSON: {str(error)[:200]}") from None
 
 
@@ -250,7 +252,7 @@ class Distiller:
                 trace_id=row["trace_id"],
                 summary=row["summary"] or "",
                 text=row["raw_text"] or "",
-                taint=sorted(set(json.loads(row["taint"] or "[]")) | set(json.loads(row["event_taint"] or "[]"))),
+                taint=join(json.loads(row["taint"] or "[]"), json.loads(row["event_taint"] or "[]")),
                 topic=row["topic"] or "",
                 payload=(row["payload"] or "{}")[:TRANSCRIPT_CHARS],
                 memory_scope=row["memory_scope"],
@@ -260,9 +262,12 @@ class Distiller:
 
     async def run_once(self) -> int:
         """Distil one batch; returns how many responses it handled (0 when none waited or the LLM is down)."""
-        batch = await self.pending(self.batch_size)
-        if not batch:
+        pending = await self.pending(self.batch_size)
+        if not pending:
             return 0
+        # One label per distillation prompt: untrusted responses never share a prompt with trusted ones, so the
+        # memories of trusted runs stay trusted; the others wait for the next pass.
+        batch = [response for response in pending if response.taint == pending[0].taint]
         candidates = await self._candidates(batch)
         try:
             output = await self._ask(batch, candidates)
@@ -280,12 +285,16 @@ class Distiller:
         return len(batch)
 
     async def _candidates(self, batch: list[PendingResponse]) -> list[Memory]:
+        """Existing memories the model may merge into, only those whose label the batch already carries: what
+        the prompt shows must not widen the label of the memories it writes."""
+        label = set(join(*(response.taint for response in batch)))
         found: dict[str, Memory] = {}
         for response in batch:
             for memory in await self.memory.search(
                 response.transcript(), response.scopes(), None, CANDIDATES_PER_RESPONSE
             ):
-                found.setdefault(memory.id, memory)
+                if set(memory.taint) <= label:
+                    found.setdefault(memory.id, memory)
         return list(found.values())
 
     async def _ask(self, batch: list[PendingResponse], candidates: list[Memory]) -> DistillOutput:
@@ -315,6 +324,8 @@ class Distiller:
         now = self.clock()
         known = list(candidates)
         plan: list[tuple[Decision, Memory]] = []
+        # The model read every response and candidate of the prompt before writing any memory.
+        batch_label = join(*(response.taint for response in batch), *(memory.taint for memory in candidates))
         for item in output.memories[: self.max_memories]:
             if not 1 <= item.source <= len(batch) or not item.content.strip():
                 continue
@@ -324,13 +335,13 @@ class Distiller:
                 id=new_id("mem"),
                 kind=item.kind,
                 scope=scope,
-                content=item.content.strip(),
+                content=escape_text(item.content.strip()),  # SQLite cannot store a lone surrogate
                 importance=min(1.0, max(0.0, item.importance)),
                 source_event_id=origin.event_id,
                 trace_id=origin.trace_id,
                 agent_id=origin.agent_id,
                 response_id=origin.id,
-                taint=origin.taint,
+                taint=batch_label,
                 created_by="distiller",
                 created_at=now,
                 updated_at=now,

@@ -67,6 +67,7 @@ def build_memory_stage(daemon: Daemon) -> MemoryStage:
         answer_tokens=settings.context_answer_tokens,
         transcript_turns=config.agents.transcript_turns,
         recall_limit=settings.recall_limit,
+        secrets=lambda: (daemon.token,),
     )
     distiller = Distiller(
         daemon.db,

@@ -9,7 +9,9 @@ Levels, worst wins over every piece of the command (pipelines, lists, subshells,
   confirm at most, whatever the overrides say;
 - blocked: a blocklisted piece anywhere (privilege escalation, power off, disk formatting, recursive deletes of
   / or home, writes onto system or daemon-protected paths, fork bombs) -> deny.
-Pure: no I/O; paths are judged as written, relative ones against `facts.home`.
+Pure: no I/O; paths are judged as the kernel would walk them (/proc/self/cwd, /proc/*/root, `..`), relative ones
+against `facts.home`; `facts.resolve` (None by default) adds where symlinks lead. Allowlisted programs auto-run only
+with options known to be read-only (allowlist.py, programs.py), matched by each program's own abbreviation rules.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from aiventbus.core.shell_analysis.commands import split_entries
 from aiventbus.core.shell_analysis.facts import Level, ShellFacts, ShellJudgement
 from aiventbus.core.shell_analysis.paths import (
+    judged_paths,
     normalize_path,
     path_contains,
     path_within,
@@ -32,6 +35,7 @@ __all__ = [
     "ShellFacts",
     "ShellJudgement",
     "analyze",
+    "judged_paths",
     "normalize_path",
     "path_contains",
     "path_within",

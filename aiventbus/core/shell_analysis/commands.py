@@ -1,11 +1,13 @@
-"""What the analysis knows about programs: blocklisted names, code runners, writers, the read-only allowlist."""
+"""What the analysis knows about programs: blocklisted names, code runners, writers (the allowlist: allowlist.py)."""
 
 from __future__ import annotations
 
 import fnmatch
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from aiventbus.core.shell_analysis.allowlist import on_allowlist
 
 BLOCKED_NAMES = frozenset(
     {
@@ -60,9 +62,11 @@ WRITERS: dict[str, str] = {
 # Commands that read no file content (names, metadata or their own arguments only): a sensitive path is harmless.
 NO_CONTENT_READ = frozenset(
     {
-        "ls", "find", "stat", "du", "tree", "file", "wc", "test", "[", "realpath", "readlink", "echo", "printf",
+        "ls", "find", "stat", "du", "tree", "file", "test", "lsof", "[", "realpath", "readlink", "echo", "printf",
         "basename", "dirname", "seq", "sleep", "true", "false", "pwd", "whoami", "cd", "which", "type",
-        "whereis", ":", "df", "id", "groups",
+        "whereis", ":", "df", "id", "groups", "lsblk", "findmnt", "mount", "vmstat", "ip", "ss", "netstat", "ps",
+        "pgrep", "systemctl", "journalctl", "timedatectl", "hostnamectl", "uname", "w", "free", "uptime", "nproc",
+        "tty", "hostname", "lscpu",
     }
 )  # fmt: skip
 
@@ -112,90 +116,12 @@ def matches_entry(words: Sequence[str], entry: Sequence[str]) -> bool:
     return all(fnmatch.fnmatchcase(word, pattern) for word, pattern in zip(head, entry, strict=False))
 
 
-# -- the allowlist: read-only commands and the arguments that keep them read-only -------------------------------
-
-ArgCheck = Callable[[Args], str | None]
-
-
-def _any_args(_: Args) -> str | None:
-    return None
-
-
-def _no_positional(args: Args) -> str | None:
-    return "takes arguments that change the system" if args.positional else None
-
-
-def _forbid(short: str = "", long: Sequence[str] = (), max_positional: int | None = None) -> ArgCheck:
-    def check(args: Args) -> str | None:
-        bad = sorted(set(short) & args.short) + sorted(set(long) & args.long)
-        if bad:
-            return f"option {bad[0]} changes the system or writes files"
-        if max_positional is not None and len(args.positional) > max_positional:
-            return f"more than {max_positional} file arguments (the extra one is written)"
-        return None
-
-    return check
-
-
-def _subcommands(allowed: Sequence[str], when_empty: bool = True) -> ArgCheck:
-    def check(args: Args) -> str | None:
-        if not args.positional:
-            return None if when_empty else "needs a subcommand"
-        return None if args.positional[0] in allowed else f"subcommand {args.positional[0]} is not read-only"
-
-    return check
-
-
 FIND_NAME_FILTERS = frozenset({"-name", "-iname", "-path", "-ipath", "-regex", "-iregex", "-wholename", "-iwholename"})
 FIND_UNSAFE = ("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls")
-_JOURNAL_WRITES = (
-    "--vacuum-size", "--vacuum-time", "--vacuum-files", "--rotate", "--flush", "--sync", "--relinquish-var",
-    "--smart-relinquish-var", "--setup-keys", "--update-catalog",
-)  # fmt: skip
-_SYSTEMCTL_READ = (
-    "status", "list-units", "list-timers", "list-sockets", "list-unit-files", "list-dependencies", "is-active",
-    "is-enabled", "is-failed", "is-system-running", "show", "cat",
-)  # fmt: skip
-_READ_ONLY_COMMANDS = (
-    "ls", "cat", "head", "tail", "wc", "grep", "egrep", "fgrep", "stat", "file", "du", "df", "ps", "echo",
-    "printf", "pwd", "whoami", "id", "groups", "uptime", "uname", "free", "who", "w", "last", "lastlog",
-    "users", "basename", "dirname", "realpath", "readlink", "cut", "tr", "nl", "tac", "rev", "comm",
-    "diff", "cmp", "md5sum", "sha1sum", "sha256sum", "sha512sum", "b2sum", "cksum", "true", "false",
-    "lsblk", "lscpu", "lsusb", "lspci", "lsmod", "nproc", "arch", "locale", "printenv", "test", "[",
-    "seq", "sleep", "column", "fold", "expand", "unexpand", "paste", "join", "od", "hexdump", "strings",
-    "base64", "jq", "which", "whereis", "type", "pgrep", "vmstat", "findmnt", "getent", "tty",
-    "cd", "netstat", "lsof", "iostat", ":",
-)  # fmt: skip
-
-
-def _ip_check(args: Args) -> str | None:
-    problem = _subcommands(("a", "addr", "address", "r", "route", "l", "link", "n", "neigh"))(args)
-    if problem is None and args.positional[1:] not in ((), ("show",), ("list",)):
-        problem = "ip only shows addresses, routes and links"
-    return problem
-
-
-SAFE_COMMANDS: dict[str, ArgCheck] = {
-    **dict.fromkeys(_READ_ONLY_COMMANDS, _any_args),
-    "uniq": _forbid(max_positional=1),
-    "tree": _forbid("o"),
-    "ss": _forbid("K", ("--kill",)),
-    "sort": _forbid("o", ("--output", "--compress-program")),
-    "date": _forbid("s", ("--set",)),
-    "hostname": lambda args: _no_positional(args) or _forbid("F", ("--file",))(args),
-    "dmesg": _forbid("cCDEn", ("--clear", "--read-clear", "--console-off", "--console-on", "--console-level")),
-    "mount": lambda args: "mounts a filesystem" if args.positional or args.short or args.long else None,
-    "env": lambda args: "runs a command" if args.positional or args.short or args.long else None,
-    "journalctl": _forbid(long=_JOURNAL_WRITES),
-    "systemctl": _subcommands(_SYSTEMCTL_READ, when_empty=True),
-    "timedatectl": _subcommands(("status", "show")),
-    "hostnamectl": _subcommands(("status",)),
-    "ip": _ip_check,
-}
-GIT_READ = frozenset({"status", "log", "diff", "show", "rev-parse", "ls-files", "blame", "describe", "shortlog"})
 GIT_KNOWN = frozenset(
     {
-        "add", "commit", "push", "pull", "fetch", "checkout", "switch", "restore", "reset", "merge", "stash", "tag",
+        "status", "log", "diff", "show", "rev-parse", "ls-files", "blame", "describe", "shortlog", "add", "commit",
+        "push", "pull", "fetch", "checkout", "switch", "restore", "reset", "merge", "stash", "tag",
         "clone", "init", "cherry-pick", "revert", "apply", "clean", "remote", "worktree", "notes", "gc", "prune",
         "fsck", "reflog", "show-ref", "cat-file", "ls-tree", "rev-list", "for-each-ref", "branch", "mv", "rm",
         "am", "format-patch", "range-diff", "whatchanged", "count-objects", "version", "var", "check-ignore",
@@ -215,7 +141,7 @@ GLOB_SUSPECTS = BLOCKED_NAMES | {"rm", "shred", "mv", "chmod", "chown", "chgrp",
 
 def is_known(name: str) -> bool:
     return (
-        name in SAFE_COMMANDS
+        on_allowlist(name)
         or name in CODE_RUNNERS
         or name in SHELLS
         or name in WRITERS
@@ -241,6 +167,8 @@ def option_values(args: Sequence[str], options: frozenset[str]) -> list[str]:
         name, eq, value = arg.partition("=")
         if name in options and eq:
             values.append(value)
+        elif not arg.startswith("--") and len(arg) > 2 and arg[:2] in options:
+            values.append(arg[2:])  # -oFILE
         elif arg in options and index + 1 < len(args):
             values.append(args[index + 1])
     return values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,6 +22,8 @@ class ShellFacts:
     blocklist: tuple[tuple[str, ...], ...] = ()
     max_length: int = 2000
     max_commands: int = 12
+    # Where a path's symlinks lead (os.path.realpath in the executor); None keeps the analysis free of I/O.
+    resolve: Callable[[str], str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

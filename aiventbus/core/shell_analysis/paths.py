@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import posixpath
 import re
 
@@ -21,8 +22,17 @@ HOME_SENSITIVE = (
 )  # fmt: skip
 SYSTEM_SENSITIVE = (
     "/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh", "/etc/security/opasswd",
-    "/root", "/proc/*/environ", "/proc/*/mem", "/var/lib/sss", "/etc/krb5.keytab",
+    "/root", "/var/lib/sss", "/etc/krb5.keytab",
 )  # fmt: skip
+# What /proc shows of a process that is not the reader: its memory, environment, open files, command line, and
+# the cwd/root links that normalize_path could not follow (another process's, or named by a glob).
+PROC_SENSITIVE = (
+    "/proc/*/environ", "/proc/*/mem", "/proc/*/fd", "/proc/*/map_files", "/proc/*/task", "/proc/*/cwd",
+    "/proc/*/root", "/proc/[0-9]*/cmdline", "/dev/fd", "/proc/kcore",
+)  # fmt: skip
+# Files whose reads may never end: /dev/zero and friends, the kernel's message and trace pipes.
+ENDLESS_EXCEPT = frozenset({"/dev/null", "/dev/stdin"})
+_PROC_SELF = frozenset({"self", "thread-self"})
 
 
 def normalize_path(raw: str, home: str, cwd: str | None = None) -> str:
@@ -33,14 +43,43 @@ def normalize_path(raw: str, home: str, cwd: str | None = None) -> str:
     elif path.startswith("~"):
         user, _, rest = path[1:].partition("/")
         path = posixpath.join("/root" if user == "root" else posixpath.join("/home", user), rest)
+    base = cwd or home
     if not path.startswith("/"):
-        path = posixpath.join(cwd or home, path)
-    normalized = posixpath.normpath(path)
-    return "/" + normalized.lstrip("/")
+        path = posixpath.join(base, path)
+    return _walk(path, base)
 
 
-def _components(path: str) -> list[str]:
-    return [part for part in path.split("/") if part]
+def _walk(path: str, cwd: str) -> str:
+    """`path` resolved as the kernel walks it, with /proc's links followed where their target is known.
+
+    /proc/self/cwd is the command's cwd, /proc/*/root is / (one mount namespace), /proc/*/task/* is the process;
+    `..` applies after each link, as it does in the kernel. Other processes' cwd stays as written (sensitive).
+    """
+    stack: list[str] = []
+    parts = path.split("/")
+    for index, part in enumerate(parts):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if stack:
+                stack.pop()
+            continue
+        stack.append(part)
+        if len(stack) == 4 and stack[0] == "proc" and stack[2] == "task":
+            stack = stack[:2]
+        elif len(stack) == 3 and stack[0] == "proc" and stack[2] == "root":
+            stack = []
+        elif len(stack) == 3 and stack[0] == "proc" and stack[2] == "cwd":
+            if stack[1] not in _PROC_SELF:
+                rest = posixpath.normpath("/".join(part for part in parts[index + 1 :] if part) or ".")
+                return "/" + "/".join(stack) + ("" if rest == "." else "/" + rest.lstrip("/"))
+            stack = list(_components(cwd))
+    return "/" + "/".join(stack)
+
+
+@functools.lru_cache(maxsize=4096)
+def _components(path: str) -> tuple[str, ...]:
+    return tuple(part for part in path.split("/") if part)
 
 
 def path_within(path: str, target: str) -> bool:
@@ -61,11 +100,12 @@ def _component_match(mine: str, theirs: str) -> bool:
     return mine == theirs or fnmatch.fnmatchcase(theirs, mine) or fnmatch.fnmatchcase(mine, theirs)
 
 
+@functools.lru_cache(maxsize=16)
 def sensitive_targets(facts: ShellFacts) -> tuple[str, ...]:
     """Every path whose content must not be read without the user: secrets, daemon files, user additions."""
     in_home = tuple(posixpath.join(facts.home, item) for item in HOME_SENSITIVE)
     other_homes = tuple(posixpath.join("/home/*", item) for item in HOME_SENSITIVE)
-    return in_home + other_homes + SYSTEM_SENSITIVE + facts.protected_paths + facts.sensitive_paths
+    return in_home + other_homes + SYSTEM_SENSITIVE + PROC_SENSITIVE + facts.protected_paths + facts.sensitive_paths
 
 
 def write_verdict(path: str, facts: ShellFacts, recursive: bool = False) -> tuple[Level, str, str] | None:
@@ -78,7 +118,7 @@ def write_verdict(path: str, facts: ShellFacts, recursive: bool = False) -> tupl
     for target in SYSTEM_WRITE_PATHS:
         if path_within(path, target):
             return "blocked", "protected_path", f"{path} is a system path ({target})"
-    if _components(path) == []:
+    if not _components(path):
         return "blocked", "protected_path", "writing onto / itself"
     for target in sensitive_targets(facts):
         if path_within(path, target) or (recursive and path_contains(path, target)):
@@ -92,6 +132,24 @@ def reads_sensitive(path: str, facts: ShellFacts, recursive: bool = False) -> st
         if path_within(path, target) or (recursive and path_contains(path, target)):
             return target
     return None
+
+
+def endless(path: str) -> bool:
+    """True for a device or kernel pipe whose reads may never end (or block): /dev/zero, /dev/urandom, /proc/kmsg."""
+    if path in ENDLESS_EXCEPT or path.startswith("/dev/fd/"):
+        return False
+    return path.startswith("/dev/") or path == "/proc/kmsg" or path.endswith("/trace_pipe")
+
+
+def judged_paths(path: str, facts: ShellFacts) -> tuple[str, ...]:
+    """`path` and, when the facts carry a resolver, where its symlinks lead (both are judged; the worst wins)."""
+    if facts.resolve is None:
+        return (path,)
+    try:
+        resolved = normalize_path(facts.resolve(path), facts.home)
+    except (OSError, ValueError):
+        return (path,)
+    return (path,) if resolved == path else (path, resolved)
 
 
 def root_like(path: str, home: str) -> bool:

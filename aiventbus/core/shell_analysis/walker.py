@@ -10,18 +10,17 @@ from typing import Any
 
 import bashlex
 
+from aiventbus.core.shell_analysis import allowlist
 from aiventbus.core.shell_analysis.commands import (
     CODE_RUNNERS,
     FIND_NAME_FILTERS,
     FIND_UNSAFE,
     GIT_CODE_OPTIONS,
     GIT_KNOWN,
-    GIT_READ,
     GIT_VALUE_OPTIONS,
     GLOB_SUSPECTS,
     NO_CONTENT_READ,
     OUTPUT_OPTIONS,
-    SAFE_COMMANDS,
     SHELL_STATE,
     SHELLS,
     SYSTEMCTL_POWER,
@@ -39,6 +38,8 @@ from aiventbus.core.shell_analysis.commands import (
 from aiventbus.core.shell_analysis.facts import LEVEL_RANK, MAX_DEPTH, Level, ShellFacts, ShellJudgement
 from aiventbus.core.shell_analysis.paths import (
     HARMLESS_DEVICES,
+    endless,
+    judged_paths,
     normalize_path,
     path_contains,
     path_within,
@@ -203,18 +204,23 @@ class Analysis:
             return
         if kind == ">&" and target.word.isdigit():
             return
-        path = self.path(target.word)
-        if path in HARMLESS_DEVICES or path.startswith("/dev/fd/"):
+        literal = self.path(target.word)
+        if literal in HARMLESS_DEVICES or literal.startswith("/dev/fd/"):
+            if kind == "<" and endless(literal):
+                self.add("review", "blocking", f"reads {literal}, which may never end")
             return
-        if kind == "<":
-            if reads_sensitive(path, self.facts):
-                self.add("capped", "sensitive_path", f"reads {path}, a sensitive path")
-            return
-        verdict = write_verdict(path, self.facts)
-        if verdict is not None:
-            self.add(*verdict)
-        else:
-            self.add("review", "writes_file", f"redirect writes {path}")
+        for path in judged_paths(literal, self.facts):
+            if kind == "<":
+                if reads_sensitive(path, self.facts):
+                    self.add("capped", "sensitive_path", f"reads {path}, a sensitive path")
+                elif endless(path):
+                    self.add("review", "blocking", f"reads {path}, which may never end")
+                continue
+            verdict = write_verdict(path, self.facts)
+            if verdict is not None:
+                self.add(*verdict)
+            else:
+                self.add("review", "writes_file", f"redirect writes {path}")
 
     def command(self, node: Any, depth: int) -> None:
         words: list[str] = []
@@ -263,25 +269,29 @@ class Analysis:
         for entry in self.facts.blocklist:
             if matches_entry(words, entry):
                 self.add("blocked", "blocklist", f"matches the blocklist entry {' '.join(entry)!r}")
+        outcome = allowlist.judge(name, args)
         self.blocked(name, args)
         self.writes(name, args)
-        self.reads(name, args)
+        self.reads(name, args, outcome)
         user_allowed = any(matches_entry(words, entry) for entry in self.facts.allowlist)
         if name in SHELL_STATE:
             self.add("capped", "shell_structure", f"{name} changes how later commands are found or run")
             return
+        finding = outcome.finding if outcome is not None else None
+        if finding is not None and finding[0] == "review" and user_allowed:
+            finding = None  # the user's allowlist entry lifts the allowlist rule, never a capped shape
+        if name == "env" and finding is not None and finding[1] == "environment":
+            self.add(*finding)
+            return
         if name in SHELLS or name in CODE_RUNNERS or name in WRAPPERS or name in ("git", "tar", "find"):
             self.runner(name, args, depth, user_allowed)
+            if name == "find" and finding is not None:
+                self.add(*finding)
             return
-        if user_allowed:
-            return
-        check = SAFE_COMMANDS.get(name)
-        if check is None:
+        if outcome is None and not user_allowed:
             self.add("review", "not_allowlisted", f"{name} is not on the allowlist")
-            return
-        problem = check(split_args(args))
-        if problem:
-            self.add("review", "not_allowlisted", f"{name}: {problem}")
+        elif finding is not None:
+            self.add(*finding)
 
     def _brace_names(self, word: str) -> None:
         for token in re.split(r"[{},]+", word):
@@ -330,7 +340,7 @@ class Analysis:
         elif name in ("sed", "perl") and ("i" in parsed.short or "--in-place" in parsed.long):
             targets = list(parsed.positional[1:] if name == "sed" else parsed.positional)
         elif name in ("curl", "wget", "tar", "sort", "tree", "git", "uniq"):
-            targets = option_values(args, OUTPUT_OPTIONS[name])
+            targets = option_values(allowlist.canonical_args(name, args), OUTPUT_OPTIONS[name])
             if name == "uniq" and len(parsed.positional) > 1:
                 targets.append(parsed.positional[1])
         targets += option_values(args, frozenset({"-t", "--target-directory"})) if mode else []
@@ -339,11 +349,12 @@ class Analysis:
         )
         for index, target in enumerate(targets):
             moved_into = name == "mv" and index == len(targets) - 1  # a move's destination keeps what it holds
-            verdict = write_verdict(self.path(target), self.facts, recursive and not moved_into)
-            if verdict:
-                self.add(*verdict)
+            for path in judged_paths(self.path(target), self.facts):
+                verdict = write_verdict(path, self.facts, recursive and not moved_into)
+                if verdict:
+                    self.add(*verdict)
 
-    def reads(self, name: str, args: Sequence[str]) -> None:
+    def reads(self, name: str, args: Sequence[str], outcome: allowlist.Outcome | None = None) -> None:
         """Sensitive paths among the arguments cap the command; the daemon's own files deny any non-reader."""
         if name in NO_CONTENT_READ:
             return
@@ -353,10 +364,14 @@ class Analysis:
         )
         candidates = [*parsed.positional, *parsed.values, *(arg for arg in args if arg.startswith("@"))]
         candidates += [arg.partition("=")[2] for arg in args if "=" in arg and not arg.startswith("-")]
+        if outcome is not None:
+            candidates += outcome.reads  # attached short values (-f/path) too
         if recursive and not parsed.positional:
             candidates.append(".")
-        paths = [self.path(candidate.lstrip("@")) for candidate in candidates if candidate.lstrip("@")]
-        if name not in SAFE_COMMANDS:
+        unique = dict.fromkeys(candidate.lstrip("@") for candidate in candidates)
+        literal = [self.path(candidate) for candidate in unique if candidate]
+        paths = [path for each in literal for path in judged_paths(each, self.facts)]
+        if not allowlist.on_allowlist(name):
             for path in paths:
                 for own in self.facts.protected_paths:
                     if path_within(path, own) or (recursive and path_contains(path, own)):
@@ -367,6 +382,11 @@ class Analysis:
             if sensitive:
                 self.add("capped", "sensitive_path", f"{name} would read {sensitive}")
                 return
+        if outcome is not None and not outcome.bounded:
+            for path in paths:
+                if endless(path):
+                    self.add("review", "blocking", f"{name} would read {path}, which may never end")
+                    return
 
     def runner(self, name: str, args: Sequence[str], depth: int, user_allowed: bool) -> None:
         """Shells, interpreters, wrappers and exec-capable tools: recurse into what they run, cap the rest."""
@@ -382,8 +402,6 @@ class Analysis:
                 self.add("capped", "shell_structure", f"tar {bad[0]} runs a program")
             elif not user_allowed:
                 self.add("review", "not_allowlisted", "tar is not on the allowlist")
-            return
-        if name == "env" and not args:
             return
         if not user_allowed:
             what = "wrapper runs another command" if name in WRAPPERS else "runs code it is given"
@@ -468,16 +486,15 @@ class Analysis:
         bad = [arg for arg in rest if arg.split("=", 1)[0] in GIT_CODE_OPTIONS and arg not in ("-p", "-u", "-c")]
         if bad:
             self.add("capped", "shell_structure", f"git {sub} {bad[0]} can run a program")
-        elif sub and sub not in GIT_READ and sub not in GIT_KNOWN:
+        elif sub and sub not in GIT_KNOWN:
             self.add("capped", "shell_structure", f"git {sub} is not a known subcommand (could be an alias)")
         elif user_allowed:
             return
-        elif sub not in GIT_READ:
-            self.add("review", "not_allowlisted", f"git {sub or '(no subcommand)'} is not read-only")
-        elif any(arg.startswith("--output") for arg in rest):
-            self.add("review", "writes_file", f"git {sub} --output writes a file")
+        else:
+            self.add(*allowlist.review(f"git {sub or '(no subcommand)'}: {_GIT_CONFIG}", "repo_config"))
 
 
+_GIT_CONFIG = "git reads the repository's config, which can run programs (core.fsmonitor, diff.external, hooks)"
 _BRACE_EXPANSION = re.compile(r"\{[^{}\s]*(?:,|\.\.)[^{}\s]*\}")
 
 
