@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiventbus.actions.events import EventActions
@@ -53,6 +53,9 @@ from aiventbus.store.actions import ActionRecord, ActionStatus, ActionStore, Bac
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 from aiventbus.values import escaped
+
+if TYPE_CHECKING:
+    from aiventbus.daemon import Problem
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Any, ActionScope], Awaitable[HandlerResult]]
@@ -428,6 +431,18 @@ class Executor:
 
     async def stop(self) -> None:
         return None
+
+    def problems(self) -> list[Problem]:
+        """The missing sandbox, unless the user turned it off: every shell command then waits for approval."""
+        from aiventbus.daemon import Problem
+
+        if self.config.policy.shell_sandbox == "off":
+            return []
+        report = self.sandbox.report()  # probed (off the loop) in start(), cached since
+        if report.available:
+            return []
+        problem = f"no kernel sandbox, so every shell command waits for approval: {report.reason}"
+        return [Problem("executor.sandbox", problem, report.fix)]
 
     async def status(self) -> dict[str, Any]:
         pending = await self.store.db.fetch_value("SELECT COUNT(*) FROM actions WHERE status = 'pending'")

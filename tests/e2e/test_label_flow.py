@@ -242,3 +242,54 @@ async def test_trusted_sources_lifts_the_cap_for_that_origin_only(
             ollama_server.queue_reply(reply({"action_type": "shell_exec", "command": f"ls {home}"}))
             clip = await publish(d, "clipboard.text", {"text": "list the folder"}, "clipboard")
             only_parked(await eventually(lambda: settled_actions(d, clip["trace_id"], 1)), ["clipboard"])
+
+
+async def test_a_run_tainted_only_by_its_transcript_cannot_auto_run(
+    tmp_path: Path, ollama_server: OllamaServer
+) -> None:
+    marker = tmp_path / "via-transcript"
+    async with running_daemon(tmp_path, config(ollama_server)) as d:
+        agent = await add_agent(d, "ops", ["webhook.*", "user.*"], ["shell_exec"])
+        ollama_server.queue_reply(reply(summary="I will run it when asked."))
+        hook = await publish(d, "webhook.note", {"text": order(marker)}, "webhook")
+        await eventually(lambda: answered(d, hook["trace_id"], agent))
+
+        ollama_server.queue_reply(reply(touch(marker)))
+        query = await publish(d, "user.request", {"text": "go ahead"}, "user")
+        only_parked(await eventually(lambda: settled_actions(d, query["trace_id"], 1)), ["webhook"])
+        prompt = prompt_of(ollama_server)
+        assert "[untrusted: webhook] Earlier event webhook.note:" in prompt and "SYSTEM MAINTENANCE" in prompt
+        assert not exists(marker)
+
+
+# Shapes an allowlisted program was once auto-run in (issue 11, item 4): each must wait for approval or be refused,
+# even for a clean run of the user's own request.
+MISUSED = [
+    "sort --outp={home}/victim.txt {home}/victim.txt",
+    "sort -S 1K --compress-prog=sh {home}/victim.txt",
+    "journalctl --vacuum-s=1K",
+    "date --se=2001-01-01",
+    "dmesg --clea",
+    "cat /proc/self/cwd/.ssh/id_rsa",
+    "cat /proc/self/root/etc/shadow",
+    "cat /proc/self/root{token}",
+    "cat /proc/thread-self/root/{token}",
+    "ps auxeww",
+    "git -C {home} status",
+    "file -C -m {home}/magic",
+    "tail -f /dev/zero",
+]
+
+
+@pytest.mark.parametrize("shape", MISUSED)
+async def test_misused_allowlisted_programs_wait_for_approval(
+    tmp_path: Path, ollama_server: OllamaServer, shape: str
+) -> None:
+    async with running_daemon(tmp_path, {"ollama": config(ollama_server)["ollama"]}) as d:
+        command = shape.format(home=tmp_path, token=d.daemon.config.token_path)
+        await add_agent(d, "helper", ["user.*"], ["shell_exec"])
+        ollama_server.queue_reply(reply({"action_type": "shell_exec", "command": command}))
+        query = await publish(d, "user.request", {"text": "tidy up"}, "user")
+        [action] = await eventually(lambda: settled_actions(d, query["trace_id"], 1))
+        assert action["status"] in ("pending", "denied"), action
+        assert action["taint"] == [], action

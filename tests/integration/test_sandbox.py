@@ -185,6 +185,9 @@ async def test_without_a_sandbox_auto_run_shell_waits_for_approval(
         "reason": reason,
         "fix": fix,
     }
+    assert status["status"] == "degraded"
+    [problem] = [p for p in status["problems"] if p["component"] == "executor.sandbox"]
+    assert reason in problem["problem"] and problem["fix"] == fix
     assert not canary.exists()
 
 
@@ -195,6 +198,7 @@ async def test_policy_shell_sandbox_off_means_no_auto_run_shell(tmp_path: Path, 
     assert (outcome.status, outcome.rule) == ("pending", "sandbox.unavailable"), outcome
     assert "policy.shell_sandbox is off" in outcome.reason
     assert status["components"]["executor"]["sandbox"]["available"] is False
+    assert not [p for p in status["problems"] if p["component"] == "executor.sandbox"]  # the user chose it
 
 
 async def test_status_shows_the_working_sandbox(sandboxed: RunningDaemon) -> None:
