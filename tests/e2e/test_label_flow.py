@@ -98,6 +98,19 @@ def prompt_of(server: OllamaServer, index: int = -1) -> str:
     return "\n".join(message["content"] for message in chats[index]["messages"])
 
 
+async def clean_request_is_parked(
+    d: RunningDaemon, server: OllamaServer, marker: Path, text: str
+) -> tuple[dict[str, Any], str]:
+    """The user's own request, answered by the obedient model with the order: parked with the webhook's label,
+    not run. Returns the request event and the prompt the model was given."""
+    server.queue_reply(reply(touch(marker)))
+    query = await publish(d, "user.request", {"text": text}, "user")
+    assert query["taint"] == []
+    only_parked(await eventually(lambda: settled_actions(d, query["trace_id"], 1)), ["webhook"])
+    assert not exists(marker)
+    return query, prompt_of(server)
+
+
 async def test_knowledge_written_by_a_webhook_run_stays_untrusted(tmp_path: Path, ollama_server: OllamaServer) -> None:
     marker = tmp_path / "via-knowledge"
     async with running_daemon(tmp_path, config(ollama_server)) as d:
@@ -111,12 +124,8 @@ async def test_knowledge_written_by_a_webhook_run_stays_untrusted(tmp_path: Path
         entry = (await d.client.get("/api/v1/knowledge/system.maintenance")).json()
         assert entry["taint"] == ["webhook"]
 
-        ollama_server.queue_reply(reply(touch(marker)))
-        query = await publish(d, "user.query", {"text": "anything to do today?"}, "user")
-        actions = await eventually(lambda: settled_actions(d, query["trace_id"], 1))
-        only_parked(actions, ["webhook"])
-        assert "[untrusted: webhook] - system.maintenance" in prompt_of(ollama_server)
-        assert not exists(marker)
+        query, prompt = await clean_request_is_parked(d, ollama_server, marker, "anything to do today?")
+        assert "[untrusted: webhook] - system.maintenance" in prompt
         assert (await answered(d, query["trace_id"], agent))["taint"] == ["webhook"]  # type: ignore[index]
 
 
@@ -187,12 +196,8 @@ async def test_memory_distilled_from_a_tainted_run_stays_untrusted(tmp_path: Pat
         [memory] = (await d.client.get("/api/v1/memories")).json()["memories"]
         assert memory["taint"] == ["webhook"], memory
 
-        ollama_server.queue_reply(reply(touch(marker)))
-        query = await publish(d, "user.request", {"text": "what does the user want every morning?"}, "user")
-        actions = await eventually(lambda: settled_actions(d, query["trace_id"], 1))
-        only_parked(actions, ["webhook"])
-        assert "[untrusted: webhook] - [procedural, user]" in prompt_of(ollama_server)
-        assert not exists(marker)
+        _, prompt = await clean_request_is_parked(d, ollama_server, marker, "what does the user want every morning?")
+        assert "[untrusted: webhook] - [procedural, user]" in prompt
 
 
 async def test_control_trusted_flows_still_auto_run(
@@ -254,12 +259,8 @@ async def test_a_run_tainted_only_by_its_transcript_cannot_auto_run(
         hook = await publish(d, "webhook.note", {"text": order(marker)}, "webhook")
         await eventually(lambda: answered(d, hook["trace_id"], agent))
 
-        ollama_server.queue_reply(reply(touch(marker)))
-        query = await publish(d, "user.request", {"text": "go ahead"}, "user")
-        only_parked(await eventually(lambda: settled_actions(d, query["trace_id"], 1)), ["webhook"])
-        prompt = prompt_of(ollama_server)
+        _, prompt = await clean_request_is_parked(d, ollama_server, marker, "go ahead")
         assert "[untrusted: webhook] Earlier event webhook.note:" in prompt and "SYSTEM MAINTENANCE" in prompt
-        assert not exists(marker)
 
 
 # Shapes an allowlisted program was once auto-run in (issue 11, item 4): each must wait for approval or be refused,

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from aiventbus.core.events import EventIn
-from aiventbus.core.executor import RunContext
-from tests.support.daemon import RunningDaemon, running_daemon
+from tests.support.daemon import running_daemon
+from tests.support.runs import run_context
+
+ASKED = {"text": "what time is it?"}
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +22,6 @@ TIME_SERVER = {
     "command": [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"],
     "timeout_seconds": 60,
 }
-
-
-async def run_context(d: RunningDaemon) -> RunContext:
-    event = await d.daemon.bus.publish(EventIn(topic="user.ask", payload={"text": "what time is it?"}, source="user"))
-    response = await d.daemon.bus.publish(
-        EventIn(topic="agent.tester.response", payload={}, parent_event=event.id, source="agent:agent_tester")
-    )
-    return RunContext("agent_tester", event, "resp_t", response.id, event.trace_id, [])
 
 
 async def test_time_server_tools_are_in_the_prompt_and_an_approved_call_answers(tmp_path: Path) -> None:
@@ -44,7 +37,7 @@ async def test_time_server_tools_are_in_the_prompt_and_an_approved_call_answers(
             "method": "get_current_time",
             "params": {"timezone": "UTC"},
         }
-        [outcome] = await d.daemon.executor.handle_proposals([proposal], await run_context(d))
+        [outcome] = await d.daemon.executor.handle_proposals([proposal], await run_context(d, payload=ASKED))
         assert outcome.status == "pending", outcome
         answer = await d.client.post(f"/api/v1/actions/{outcome.action_id}/approve")
         assert answer.status_code == 200, answer.text
@@ -65,7 +58,7 @@ async def test_params_are_checked_against_the_tool_schema(tmp_path: Path) -> Non
                 {"action_type": "tool_call", "tool": "time", "method": "get_current_time", "params": {}},
                 {"action_type": "tool_call", "tool": "time", "method": "get_current_time", "params": {"tz": "UTC"}},
             ],
-            await run_context(d),
+            await run_context(d, payload=ASKED),
         )
         assert [o.status for o in outcomes] == ["invalid", "invalid"]
 

@@ -10,12 +10,11 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from aiventbus.core.events import EventIn
-from aiventbus.core.executor import RunContext
 from aiventbus.core.tools import ToolBackend, ToolMethod
 from tests.support.cli import aibus_async
 from tests.support.clock import FakeClock
 from tests.support.daemon import RunningDaemon, running_daemon, write_config
+from tests.support.runs import run_context
 
 
 class SlowCounter(ToolBackend):
@@ -42,14 +41,6 @@ class SlowCounter(ToolBackend):
         self.called.set()
         await self.release.wait()
         return {"count": self.calls}
-
-
-async def run_context(d: RunningDaemon, source: str = "user") -> RunContext:
-    event = await d.daemon.bus.publish(EventIn(topic="user.ask", payload={}, source=source))
-    response = await d.daemon.bus.publish(
-        EventIn(topic="agent.tester.response", payload={}, parent_event=event.id, source="agent:agent_tester")
-    )
-    return RunContext("agent_tester", event, "resp_t", response.id, event.trace_id, list(response.taint))
 
 
 async def park(d: RunningDaemon, proposal: dict[str, Any]) -> str:

@@ -6,20 +6,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from aiventbus.core.events import EventIn
-from aiventbus.core.executor import RunContext
 from tests.support.cli import aibus_async
 from tests.support.daemon import RunningDaemon, running_daemon, write_config
+from tests.support.runs import run_context
 
 ORIGINAL = bytes(range(256)) * 64 + b"\x00\xff\r\n tail"
-
-
-async def run_context(d: RunningDaemon) -> RunContext:
-    event = await d.daemon.bus.publish(EventIn(topic="user.ask", payload={}, source="user"))
-    response = await d.daemon.bus.publish(
-        EventIn(topic="agent.tester.response", payload={}, parent_event=event.id, source="agent:agent_tester")
-    )
-    return RunContext("agent_tester", event, "resp_t", response.id, event.trace_id, [])
 
 
 async def approve(d: RunningDaemon, proposal: dict[str, Any]) -> dict[str, Any]:

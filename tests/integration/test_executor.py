@@ -14,6 +14,7 @@ from aiventbus.core.executor import RunContext
 from aiventbus.core.tools import ToolBackend, ToolMethod
 from aiventbus.platform import Capability, CapabilityUnavailable
 from tests.support.daemon import RunningDaemon, running_daemon
+from tests.support.runs import run_context
 
 
 class EchoBackend(ToolBackend):
@@ -36,22 +37,6 @@ class EchoBackend(ToolBackend):
     async def call(self, method: str, params: dict[str, Any]) -> Any:
         self.calls.append((method, params))
         return {"said": params["text"]}
-
-
-async def run_context(d: RunningDaemon, source: str = "user", payload: dict[str, Any] | None = None) -> RunContext:
-    """A triggering event and an agent response to it, as an agent run leaves them."""
-    event = await d.daemon.bus.publish(EventIn(topic="user.ask", payload=payload or {"text": "hi"}, source=source))
-    response = await d.daemon.bus.publish(
-        EventIn(topic="agent.tester.response", payload={}, parent_event=event.id, source="agent:agent_tester")
-    )
-    return RunContext(
-        agent_id="agent_tester",
-        event=event,
-        response_id="resp_test",
-        response_event_id=response.id,
-        trace_id=event.trace_id,
-        taint=list(response.taint),
-    )
 
 
 async def trace_events(d: RunningDaemon, trace_id: str) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ import pytest
 from websockets.asyncio.client import connect
 
 from aiventbus.core.events import EventIn
-from aiventbus.core.executor import RunContext
 from aiventbus.errors import PayloadTooLarge
 from aiventbus.platform import Platform
 from aiventbus.producers.clipboard import ClipboardProducer
@@ -24,6 +23,7 @@ from aiventbus.producers.webhook import sign
 from aiventbus.values import MAX_DEPTH, UnsafeValue
 from tests.integration.test_agents_runs import ScriptedProvider, make_agent, publish, settled, use_provider
 from tests.support.daemon import RunningDaemon, running_daemon
+from tests.support.runs import run_context
 
 # JSON text of each poison, and the rule that refuses it.
 POISONS: dict[str, tuple[str, str]] = {
@@ -309,21 +309,6 @@ async def test_ws_clients_stay_connected_while_unrenderable_messages_flow(daemon
         assert received[2]["data"]["n"] == str(2**70)
         assert received[3]["channel"] == "event" and received[3]["data"]["payload"] == {"after": True}
         assert daemon.daemon.hub.client_count == 1
-
-
-async def run_context(d: RunningDaemon) -> RunContext:
-    event = await d.daemon.bus.publish(EventIn(topic="user.ask", payload={"text": "hi"}, source="user"))
-    response = await d.daemon.bus.publish(
-        EventIn(topic="agent.tester.response", payload={}, parent_event=event.id, source="agent:agent_tester")
-    )
-    return RunContext(
-        agent_id="agent_tester",
-        event=event,
-        response_id="resp_test",
-        response_event_id=response.id,
-        trace_id=event.trace_id,
-        taint=list(response.taint),
-    )
 
 
 async def test_poisoned_proposals_end_as_invalid_action_events(tmp_path: Path) -> None:

@@ -91,19 +91,23 @@ def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
     conn.close()
 
 
+def database_before(path: Path, version: int) -> sqlite3.Connection:
+    """A database as a daemon before migration `version` left it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
+    for number, name, sql in available_migrations():
+        if number < version:
+            conn.executescript(f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({number}, '{name}', 0);\nCOMMIT;")
+    return conn
+
+
 @pytest.mark.parametrize(
     ("statuses", "expected"), [(["routed", "unrouted", "pending", "routed"], 2), (["routed"] * 3, 3)]
 )
 def test_an_older_database_gets_a_routing_watermark_below_its_first_pending_event(
     tmp_path: Path, statuses: list[str], expected: int
 ) -> None:
-    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
-    for version, name, sql in available_migrations():
-        if version < 6:
-            conn.executescript(
-                f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, '{name}', 0);\nCOMMIT;"
-            )
+    conn = database_before(tmp_path / "old.db", 6)
     for n, status in enumerate(statuses):
         conn.execute(
             "INSERT INTO events (id, topic, payload, priority, trace_id, source, status, created_at)"
@@ -146,13 +150,7 @@ async def test_checkpoints_run_off_the_writer_and_close_truncates_the_wal(tmp_pa
 
 
 def test_labels_migration_marks_knowledge_agents_wrote_as_unlabelled(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
-    for version, name, sql in available_migrations():
-        if version < 7:
-            conn.executescript(
-                f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, '{name}', 0);\nCOMMIT;"
-            )
+    conn = database_before(tmp_path / "old.db", 7)
     conn.executemany(
         "INSERT INTO knowledge (key, value, set_by, updated_at) VALUES (?, '1', ?, 0)",
         [("a", "agent:agent_x"), ("b", "user"), ("c", "system")],
