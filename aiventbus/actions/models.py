@@ -219,13 +219,15 @@ def content_digest(content_json: str) -> str:
 
 @dataclass(frozen=True)
 class ActionScope:
-    """Where an action runs: who proposed it, which trace its results join, and the proposing run's label."""
+    """Where an action runs: who proposed it (and who approved it), which trace its results join, and the proposing
+    run's label."""
 
     action_id: str
     agent_id: str
     trace_id: str
     parent_event_id: str
     taint: list[str]
+    approved_by: str | None = None  # who approved it; None when the policy's auto verdict ran it
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ Interface (used by the executor):
 argv into the one that runs it inside the sandbox; the caps, the timeout and the group kill apply the same (the
 sandbox dies with its outermost process). A command that cannot start (not found, not executable) gives exit_code
 127/126 and the reason in `stderr`, like a shell would; it never raises.
+
+`ShellActions.run` is the shell_exec handler: a command no person approved runs inside the platform's sandbox, or
+not at all; `sandbox_report()` says whether auto-run commands can be confined here.
 """
 
 from __future__ import annotations
@@ -18,8 +21,14 @@ import os
 import shlex
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from aiventbus.actions.models import ActionFailed, ActionScope, HandlerResult, ShellExecAction
+from aiventbus.config import PolicyConfig
+from aiventbus.platform import Capability, Sandbox
+from aiventbus.platform.base import SANDBOX
 
 SHELL = "/bin/sh"
 KILL_GRACE_SECONDS = 2.0
@@ -159,3 +168,69 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+# Where confined commands run and what the sandbox hides: the user's home, and the protected and sensitive paths.
+Confinement = Callable[[], tuple[str, Iterable[str]]]
+
+
+class ShellActions:
+    """The shell_exec handler: auto-run commands confined to the kernel sandbox, approved ones run as the user."""
+
+    def __init__(self, policy: PolicyConfig, sandbox: Sandbox, confinement: Confinement) -> None:
+        self.policy = policy
+        self.sandbox = sandbox
+        self.confinement = confinement
+
+    async def run(self, action: ShellExecAction, scope: ActionScope) -> HandlerResult:
+        """Run the command in the user's home; confined unless a person approved it."""
+        home, hidden = self.confinement()
+        confine = None if scope.approved_by else await self._confine(action, home, hidden)
+        outcome = await run_command(
+            action.command, self.policy.shell_timeout_seconds, self.policy.shell_output_max_bytes, home, confine=confine
+        )
+        data = {
+            "command": action.command,
+            "exit_code": outcome.exit_code,
+            "stdout": outcome.stdout,
+            "stderr": outcome.stderr,
+            "truncated": outcome.truncated,
+            "timed_out": outcome.timed_out,
+            "duration_seconds": round(outcome.duration_seconds, 3),
+            "sandboxed": outcome.sandboxed,
+        }
+        if outcome.timed_out:
+            timeout = self.policy.shell_timeout_seconds
+            raise ActionFailed(f"timed out after {timeout:g}s (process group killed)", data)
+        if outcome.exit_code != 0:
+            raise ActionFailed(f"exit code {outcome.exit_code}", data)
+        return HandlerResult(data, source="executor")
+
+    async def _confine(
+        self, action: ShellExecAction, home: str, hidden: Iterable[str]
+    ) -> Callable[[list[str]], list[str]]:
+        """The sandbox wrapper hiding the daemon's files and the sensitive paths; an auto-run never runs bare."""
+        report = await self.sandbox_report()
+        if not report.available:
+            data = {"command": action.command, "sandboxed": False}
+            raise ActionFailed(f"not run: auto-run shell needs a kernel sandbox: {report.reason}", data)
+        # Finding which hidden paths exist (globs over /home among them) takes a millisecond of stat calls.
+        return await asyncio.to_thread(self.sandbox.wrapper, home, hidden)
+
+    async def sandbox_report(self) -> Capability:
+        """Whether auto-run shell commands can be confined here; when not, why and how to fix it."""
+        if self.policy.shell_sandbox == "off":
+            return Capability(SANDBOX, False, "policy.shell_sandbox is off", "set policy.shell_sandbox: auto")
+        return await self.sandbox.probe()
+
+    def missing_sandbox(self) -> Capability | None:
+        """The cached report of a sandbox that does not work, unless the user turned it off (a choice, not a
+        problem); None when it works. Call after `sandbox_report()` has probed once."""
+        if self.policy.shell_sandbox == "off":
+            return None
+        report = self.sandbox.report()
+        return None if report.available else report
+
+    async def sandbox_status(self) -> dict[str, Any]:
+        report = await self.sandbox_report()
+        return {"available": report.available, "kind": self.sandbox.kind, "reason": report.reason, "fix": report.fix}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -27,14 +26,13 @@ from aiventbus.actions.models import (
     ActionScope,
     HandlerResult,
     InvalidAction,
-    ShellExecAction,
     ToolCallAction,
     action_content,
     canonical_json,
     parse_action,
 )
 from aiventbus.actions.notify import DesktopActions, DesktopPlatform
-from aiventbus.actions.shell import run_command
+from aiventbus.actions.shell import ShellActions
 from aiventbus.actions.tools import ToolActions
 from aiventbus.api.hub import Hub
 from aiventbus.config import Config
@@ -46,8 +44,7 @@ from aiventbus.core.shell_analysis import sensitive_targets
 from aiventbus.core.tools import ToolRegistry
 from aiventbus.errors import AiventbusError
 from aiventbus.labels import join
-from aiventbus.platform import Capability, Sandbox, current_sandbox
-from aiventbus.platform.base import SANDBOX
+from aiventbus.platform import Sandbox, current_sandbox
 from aiventbus.producers.redaction import mask_secrets
 from aiventbus.store.actions import ActionRecord, ActionStatus, ActionStore, BackupIndex, NewAction
 from aiventbus.store.database import Database
@@ -129,7 +126,7 @@ class Executor:
         self.daemon_port = daemon_port
         self.resolver = resolver
         self.secrets = secrets
-        self.sandbox = sandbox if sandbox is not None else current_sandbox()
+        self.shell = ShellActions(config.policy, sandbox or current_sandbox(), self._confinement)
         self.knowledge = knowledge
         self.store = ActionStore(db)
         self.backups = BackupStore(config.backups_dir, BackupIndex(db), clock)
@@ -147,7 +144,7 @@ class Executor:
             "notify": desktop.notify,
             "alert": desktop.alert,
             "open_app": desktop.open_app,
-            "shell_exec": self._shell,
+            "shell_exec": self.shell.run,
             "file_read": files.read,
             "file_write": files.write,
             "file_delete": files.delete,
@@ -262,12 +259,17 @@ class Executor:
         view = await self.policy_view(action)
         decision = decide(action_type, view, taint=ctx.label, rules=self.rules())
         if decision.verdict == "auto" and action_type == "shell_exec":
-            sandbox = await self.sandbox_report()
+            sandbox = await self.shell.sandbox_report()
             if not sandbox.available:
                 fix = f" (fix: {sandbox.fix})" if sandbox.fix else ""
                 why = f"auto-run shell needs a kernel sandbox and none works here: {sandbox.reason}{fix}"
                 return "confirm", "sandbox.unavailable", f"{why}; {decision.reason}"
         return decision.verdict, decision.rule, decision.reason
+
+    def _confinement(self) -> tuple[str, tuple[str, ...]]:
+        """Where a confined command runs (home) and what the sandbox hides (protected and sensitive paths)."""
+        rules = self.rules()
+        return rules.home, sensitive_targets(rules.shell)
 
     def rules(self) -> PolicyRules:
         """The policy's rules now; paths in shell commands are judged as written and with symlinks followed."""
@@ -309,7 +311,9 @@ class Executor:
         """Run an approved action, store its result, and publish it on the trace."""
         if action is None:
             action = parse_action(record.content)
-        scope = ActionScope(record.id, record.agent_id, record.trace_id, record.parent_event_id, record.taint)
+        scope = ActionScope(
+            record.id, record.agent_id, record.trace_id, record.parent_event_id, record.taint, record.decided_by
+        )
         started = time.perf_counter()
         result: HandlerResult | None = None
         data: dict[str, Any] | None
@@ -378,54 +382,12 @@ class Executor:
         await self.store.set_result_event(record.id, event.id)
         return record.model_copy(update={"result_event_id": event.id})
 
-    async def _shell(self, action: ShellExecAction, scope: ActionScope) -> HandlerResult:
-        """Run the command in the user's home; confined to the kernel sandbox unless a person approved it."""
-        policy = self.config.policy
-        rules = self.rules()
-        record = await self.store.get(scope.action_id)
-        confine = None
-        if record is None or record.decided_by is None:  # the policy's auto verdict ran it, no person chose it
-            confine = await self._confinement(action, rules)
-        outcome = await run_command(
-            action.command, policy.shell_timeout_seconds, policy.shell_output_max_bytes, cwd=rules.home, confine=confine
-        )
-        data = {
-            "command": action.command,
-            "exit_code": outcome.exit_code,
-            "stdout": outcome.stdout,
-            "stderr": outcome.stderr,
-            "truncated": outcome.truncated,
-            "timed_out": outcome.timed_out,
-            "duration_seconds": round(outcome.duration_seconds, 3),
-            "sandboxed": outcome.sandboxed,
-        }
-        if outcome.timed_out:
-            raise ActionFailed(f"timed out after {policy.shell_timeout_seconds:g}s (process group killed)", data)
-        if outcome.exit_code != 0:
-            raise ActionFailed(f"exit code {outcome.exit_code}", data)
-        return HandlerResult(data, source="executor")
-
-    async def _confinement(self, action: ShellExecAction, rules: PolicyRules) -> Callable[[list[str]], list[str]]:
-        """The sandbox wrapper hiding the daemon's files and the sensitive paths; an auto-run never runs bare."""
-        report = await self.sandbox_report()
-        if not report.available:
-            data = {"command": action.command, "sandboxed": False}
-            raise ActionFailed(f"not run: auto-run shell needs a kernel sandbox: {report.reason}", data)
-        # Finding which hidden paths exist (globs over /home among them) takes a millisecond of stat calls.
-        return await asyncio.to_thread(self.sandbox.wrapper, rules.home, sensitive_targets(rules.shell))
-
-    async def sandbox_report(self) -> Capability:
-        """Whether auto-run shell commands can be confined here; when not, why and how to fix it."""
-        if self.config.policy.shell_sandbox == "off":
-            return Capability(SANDBOX, False, "policy.shell_sandbox is off", "set policy.shell_sandbox: auto")
-        return await self.sandbox.probe()
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.store.expire_due(self.clock())
         await self.store.fail_interrupted(self.clock())
-        sandbox = await self.sandbox_report()
+        sandbox = await self.shell.sandbox_report()
         if not sandbox.available:
             log.warning("auto-run shell commands need approval: no sandbox (%s; %s)", sandbox.reason, sandbox.fix)
 
@@ -436,13 +398,11 @@ class Executor:
         """The missing sandbox, unless the user turned it off: every shell command then waits for approval."""
         from aiventbus.daemon import Problem
 
-        if self.config.policy.shell_sandbox == "off":
+        missing = self.shell.missing_sandbox()  # probed (off the loop) in start(), cached since
+        if missing is None:
             return []
-        report = self.sandbox.report()  # probed (off the loop) in start(), cached since
-        if report.available:
-            return []
-        problem = f"no kernel sandbox, so every shell command waits for approval: {report.reason}"
-        return [Problem("executor.sandbox", problem, report.fix)]
+        problem = f"no kernel sandbox, so every shell command waits for approval: {missing.reason}"
+        return [Problem("executor.sandbox", problem, missing.fix)]
 
     async def status(self) -> dict[str, Any]:
         pending = await self.store.db.fetch_value("SELECT COUNT(*) FROM actions WHERE status = 'pending'")
@@ -451,12 +411,8 @@ class Executor:
             "action_types": self.available_actions(),
             "unavailable": {t: r for t in ACTION_TYPES if (r := self.unavailable_reason(t)) is not None},
             "tool_backends": [backend.name for backend in self.tool_registry.backends()],
-            "sandbox": await self._sandbox_status(),
+            "sandbox": await self.shell.sandbox_status(),
         }
-
-    async def _sandbox_status(self) -> dict[str, Any]:
-        report = await self.sandbox_report()
-        return {"available": report.available, "kind": self.sandbox.kind, "reason": report.reason, "fix": report.fix}
 
 
 def resolved_path_fact(view: dict[str, Any]) -> dict[str, Any]:

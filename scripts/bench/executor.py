@@ -69,7 +69,7 @@ async def auto_shell_ms(d: RunningDaemon) -> float:
 
 async def bench_sandbox(d: RunningDaemon, rounds: int) -> None:
     executor = d.daemon.executor
-    confined, bare = executor.sandbox, Unconfined()
+    confined, bare = executor.shell.sandbox, Unconfined()
     if not (await confined.probe()).available:
         print(f"sandbox: unavailable here ({confined.report().reason}); no sandbox figures")
         return
@@ -78,13 +78,13 @@ async def bench_sandbox(d: RunningDaemon, rounds: int) -> None:
     for i in range(rounds):
         order = [("confined", confined), ("bare", bare)]
         for name, sandbox in order if i % 2 else order[::-1]:
-            executor.sandbox = sandbox
+            executor.shell.sandbox = sandbox
             times[name].append(await auto_shell_ms(d))
-    executor.sandbox = confined
+    executor.shell.sandbox = confined
     with_ms, without_ms = statistics.median(times["confined"]), statistics.median(times["bare"])
     print(
         f"auto-run shell_exec {SHELL_COMMAND!r} ({rounds} interleaved rounds, medians): without sandbox"
-        f" {without_ms:.2f} ms, with {executor.sandbox.kind} {with_ms:.2f} ms: sandbox cost"
+        f" {without_ms:.2f} ms, with {executor.shell.sandbox.kind} {with_ms:.2f} ms: sandbox cost"
         f" {with_ms - without_ms:+.2f} ms per command ({with_ms / without_ms:.2f}x)"
     )
 

@@ -170,7 +170,7 @@ async def test_without_a_sandbox_auto_run_shell_waits_for_approval(
 ) -> None:
     canary = home / "canary"
     async with running_daemon(tmp_path, config(home, allowlist=["touch"])) as d:
-        d.daemon.executor.sandbox = sandbox
+        d.daemon.executor.shell.sandbox = sandbox
         outcome = await propose(d, f"touch {canary}")
         assert (outcome.status, outcome.rule) == ("pending", "sandbox.unavailable"), outcome
         assert reason in outcome.reason and fix in outcome.reason
