@@ -40,7 +40,24 @@ class OllamaConfig(Section):
     default_model: str = Field("gemma4:latest", description="Model for agents that name none")
     keep_alive: str = Field("5m", description="How long Ollama keeps the model loaded after a call")
     request_timeout_seconds: float = Field(300.0, gt=0, description="Longest one LLM call may take")
-    context_tokens: int = Field(8192, ge=512, description="Context window assumed when the server reports none")
+    context_tokens: int = Field(
+        2048,
+        ge=512,
+        description="Context window assumed when the server reports none (llama-cpp-python's own default n_ctx)",
+    )
+
+
+class LLMConfig(Section):
+    server_slots: int = Field(
+        1,
+        ge=1,
+        description="Requests sent at once to one model server, unless it reports its slots "
+        "(1: llama-cpp-python's server cuts a running answer when another request arrives)",
+    )
+    server_slots_by_url: dict[str, int] = Field(
+        default_factory=dict,
+        description="Slots per server base URL, e.g. vLLM, or Ollama with OLLAMA_NUM_PARALLEL",
+    )
 
 
 class BusConfig(Section):
@@ -237,6 +254,7 @@ class Config(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     ollama: OllamaConfig = Field(default_factory=OllamaConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
     producers: ProducersConfig = Field(default_factory=ProducersConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)

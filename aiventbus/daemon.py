@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -27,6 +27,9 @@ from aiventbus.platform import current as current_platform
 from aiventbus.producers.registry import ProducerManager
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
+
+if TYPE_CHECKING:
+    from aiventbus.llm.registry import Target
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +176,7 @@ class Daemon:
             clock=self.clock,
         )
         self.services += [self.agents, self.scheduler, self.router]
+        self.llm.users = self._llm_targets_in_use
         # Producers last: they feed a pipeline that must be ready, start after every other service and stop first.
         self.producers = ProducerManager(
             self.config.producers,
@@ -250,6 +254,21 @@ class Daemon:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.db.close()
         gc.unfreeze()
+
+    def _llm_targets_in_use(self) -> list[Target]:
+        """Enabled agents' models, the classifier's when on, and the distiller's while there are agents to distil."""
+        found = [self.llm.target(a.provider, a.base_url, a.model) for a in self.agents.all() if a.enabled]
+        if self.config.classifier.enabled:
+            found.append(
+                self.llm.target(
+                    self.config.classifier.provider, self.config.classifier.base_url, self.config.classifier.model
+                )
+            )
+        memory = self.config.memory
+        if memory.distill_enabled and found:
+            model = memory.distill_model or self.config.ollama.default_model
+            found.append(self.llm.target(memory.llm_provider, memory.llm_base_url, model))
+        return found
 
     # -- status --------------------------------------------------------------------------------
 

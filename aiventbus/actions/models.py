@@ -277,3 +277,86 @@ ACTION_DOCS: dict[str, tuple[str, str]] = {
     "get_knowledge": ("look up a remembered fact", '{"key": "topic.name"}'),
     "tool_call": ("call a method of a tool backend listed below", '{"tool": "name", "method": "m", "params": {}}'),
 }
+
+
+# What an agent's answer may put in each string field: the schema's maxLength, tighter than the models' own limits
+# (which also bound what people and tools send). llama-cpp-python's grammar converter nests one optional per
+# character, and its server decodes at half speed with a 1,000-character cap and crashes at 2,000 (measured), so no
+# cap exceeds ANSWER_TEXT_MAX_CHARS.
+ANSWER_TEXT_MAX_CHARS = 600
+ANSWER_STRING_CAPS: dict[str, int] = {
+    "command": ANSWER_TEXT_MAX_CHARS,
+    "content": ANSWER_TEXT_MAX_CHARS,
+    "message": 400,
+    "url": 500,
+    "path": 300,
+    "target": 300,
+    "title": 120,
+    "topic": 120,
+    "key": 120,
+    "tool": 64,
+    "method": 64,
+}
+ANSWER_OTHER_STRING_MAX_CHARS = 200  # values, params, headers, bodies
+ANSWER_ARRAY_MAX_ITEMS = 8
+# The summary already says why; an optional `reason` per action only gives a small model more to wander in.
+_NOT_IN_ANSWERS = {"reason"}
+
+
+def _answer_schema(action_type: str, model: type[ActionModel]) -> dict[str, Any]:
+    full = model.model_json_schema()
+    defs: dict[str, Any] = full.get("$defs", {})
+    properties: dict[str, Any] = {"action_type": {"type": "string", "const": action_type}}
+    for name, schema in full["properties"].items():
+        if name != "action_type" and name not in _NOT_IN_ANSWERS:
+            properties[name] = _answer_value(schema, defs, ANSWER_STRING_CAPS.get(name, ANSWER_OTHER_STRING_MAX_CHARS))
+    return {"type": "object", "properties": properties, "required": full["required"], "additionalProperties": False}
+
+
+def _answer_value(schema: dict[str, Any], defs: dict[str, Any], cap: int) -> dict[str, Any]:
+    """One field's schema as an answer may fill it: strings capped, free-form values one flat level of scalars."""
+    if "$ref" in schema:
+        return _answer_value(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, cap)
+    if "anyOf" in schema:
+        return {"anyOf": [_answer_value(option, defs, cap) for option in schema["anyOf"]]}
+    if "const" in schema or "enum" in schema:
+        return {key: schema[key] for key in ("type", "const", "enum") if key in schema}
+    kind = schema.get("type")
+    if kind == "string":
+        return _answer_string(schema, cap)
+    if kind == "object":
+        values = schema.get("additionalProperties")
+        inner = _answer_value(values, defs, cap) if isinstance(values, dict) and values else _answer_scalar(cap)
+        return {"type": "object", "additionalProperties": inner}
+    if kind == "array":
+        return {"type": "array", "items": _answer_scalar(cap), "maxItems": ANSWER_ARRAY_MAX_ITEMS}
+    if kind in ("number", "integer", "boolean", "null"):
+        return {"type": kind}
+    return _answer_scalar(cap)  # any JSON value
+
+
+def _answer_string(schema: dict[str, Any], cap: int) -> dict[str, Any]:
+    limit = min(cap, schema.get("maxLength", cap))
+    least = schema.get("minLength", 0)
+    result: dict[str, Any] = {"type": "string", "maxLength": limit}
+    if least:
+        result["minLength"] = least
+    pattern = schema.get("pattern")
+    # Converters take a pattern over maxLength: `^[...]+$` becomes `^[...]{1,limit}$` so the cap still holds.
+    if isinstance(pattern, str) and pattern.startswith("^[") and pattern.endswith("]+$"):
+        result["pattern"] = f"{pattern[:-2]}{{{max(least, 1)},{limit}}}$"
+    return result
+
+
+def _answer_scalar(cap: int) -> dict[str, Any]:
+    return {"anyOf": [{"type": "string", "maxLength": cap}, {"type": "number"}, {"type": "boolean"}]}
+
+
+# One closed JSON schema per action type (its fields, types, required ones and caps), derived from the models above
+# so that what the model may answer and what parse_action accepts cannot drift.
+ANSWER_SCHEMAS: dict[str, dict[str, Any]] = {name: _answer_schema(name, model) for name, model in ACTION_MODELS.items()}
+
+
+def answer_schemas(available: list[str]) -> dict[str, dict[str, Any]]:
+    """The closed proposal schema of each available action type, for agent_response_schema."""
+    return {name: ANSWER_SCHEMAS[name] for name in available if name in ANSWER_SCHEMAS}

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
+from aiventbus.actions.models import answer_schemas
 from aiventbus.api.hub import Hub
 from aiventbus.config import OllamaConfig
 from aiventbus.core.agent_spec import (
@@ -46,6 +47,19 @@ from aiventbus.telemetry import Metrics
 from aiventbus.values import escaped
 
 log = logging.getLogger(__name__)
+
+ANSWER_TOKENS_MAX = 512
+ANSWER_TOKENS_MIN = 64
+
+
+def answer_token_limit(agent_max: int | None, window: int | None, prompt_estimate: int) -> int:
+    """The request's max_tokens, never unset: the agent's own, else what the window leaves after the prompt (bounded),
+    so a runaway answer ends at a known length instead of filling the context."""
+    if agent_max is not None:
+        return agent_max
+    if window is None:
+        return ANSWER_TOKENS_MAX
+    return max(ANSWER_TOKENS_MIN, min(ANSWER_TOKENS_MAX, window - prompt_estimate))
 
 
 class ContextBuilder(Protocol):
@@ -260,21 +274,19 @@ class AgentRunner:
     # -- one run -------------------------------------------------------------------------------
 
     async def _run(self, agent: AgentSpec, event: Event, assignment: Assignment, worker: str) -> RunOutcome:
-        provider = self.llm.provider(agent.provider, self.base_url_of(agent))
+        provider = self.llm.provider(agent.provider, self.base_url_of(agent), lane=assignment.lane)
         prompt = system_prompt(agent, self.executor.prompt_section(agent.allowed_actions))
         base_url = self.base_url_of(agent)
         window = self.llm.context_tokens(agent.provider, base_url, agent.model)
         bundle = await self.context.build(agent, event, prompt, window)
         available = self.executor.available_actions(agent.allowed_actions)
-        schema = agent_response_schema(available)
-        if not available:
-            schema["properties"]["proposed_actions"]["maxItems"] = 0  # nothing it could propose would run
+        schema = agent_response_schema(answer_schemas(available))
         request = ChatRequest(
             model=agent.model,
             messages=bundle.messages,
             json_schema=schema,
             temperature=agent.temperature,
-            max_tokens=agent.max_tokens,
+            max_tokens=answer_token_limit(agent.max_tokens, window, bundle.token_estimate),
             keep_alive=self.ollama.keep_alive if agent.provider == "ollama" else None,
         )
         results: list[ChatResult] = []

@@ -110,6 +110,7 @@ class TranscriptTurn:
     answer: str
     taint: list[str]
     created_at: float
+    parsed: bool = True  # False: the answer was not valid even after the repair (shown, never replayed)
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -300,6 +301,7 @@ class ContextEngine:
                 payload=row["payload"],
                 summary=row["summary"],
                 answer=row["response"] or row["raw_text"] or "",
+                parsed=row["response"] is not None,
                 taint=join(json.loads(row["taint"] or "[]"), json.loads(row["event_taint"] or "[]")),
                 created_at=row["created_at"],
             )
@@ -310,7 +312,9 @@ class ContextEngine:
         if self.transcript_turns <= 0:
             return []
         pieces = []
-        for age, turn in enumerate(await self.recent_transcript(agent.id, self.transcript_turns, event.id)):
+        turns = await self.recent_transcript(agent.id, self.transcript_turns, event.id)
+        # A broken answer in the transcript is what a small model copies next: only valid turns are replayed.
+        for age, turn in enumerate(turn for turn in turns if turn.parsed):
             asked = f"Earlier event {turn.topic}: {turn.payload}"[:TURN_TEXT_CHARS]
             relevance = max(0.3, 0.8 - 0.05 * age)
             pieces.append(

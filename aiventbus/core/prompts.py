@@ -6,19 +6,27 @@ from aiventbus.core.agent_spec import AgentSpec
 
 RESPONSE_FORMAT = """\
 ## Response format
-Answer with exactly one JSON object and nothing else (no prose, no code fences):
-{"type": "<answer|analysis|action|none>", "summary": "<your answer for the user, plain text>",
- "confidence": <number from 0 to 1>, "proposed_actions": [<zero or more action objects>]}
-- "summary" is what the user reads: answer the event directly and concisely.
-- Each proposed action is an object with "action_type" and that action's fields.
-- Propose an action only when the event calls for it; an empty list is fine."""
+Reply with one JSON object and nothing else (no prose, no code fences). Its fields:
+- "type": "answer" (you answer a question), "analysis" (you explain what happened), "action" (you propose
+  actions) or "none" (nothing to do).
+- "summary": what the user reads: your own answer to this event, in one or two plain sentences.
+- "confidence": a number from 0 to 1.
+- "proposed_actions": action objects from the Actions section, each with "action_type" and that action's fields;
+  propose one only when the event calls for it, otherwise leave the list empty.
+
+Two examples (other events, other answers):
+Event: user.query {"text": "What is 7 times 6?"}
+{"type": "answer", "summary": "7 times 6 is 42.", "confidence": 0.95, "proposed_actions": []}
+Event: log.error {"message": "disk /dev/sda1 is 97% full"}
+{"type": "analysis", "summary": "The disk /dev/sda1 is almost full (97%); free some space soon.", \
+"confidence": 0.8, "proposed_actions": []}"""
 
 NO_ACTIONS = "## Actions\nNo actions are available to you: keep proposed_actions an empty list."
 
 CLASSIFIER_PROMPT = """\
 You route events to agents. Given an event and the agents below, answer with one JSON object
-{"agent_id": "<one of the ids below, or none>"}: the agent best suited to handle the event,
-or "none" when no agent fits.
+{"agent_id": ...} naming the agent best suited to handle the event (one of the ids below),
+or {"agent_id": "none"} when no agent fits.
 
 Agents:
 """

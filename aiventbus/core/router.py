@@ -144,6 +144,9 @@ class Router:
         decided: list[tuple[Event, list[str], float]] = []
         for event in events:
             started = time.perf_counter()
+            if event.status is not EventStatus.pending:  # stored past a chain limit: it starts no work
+                decided.append((event, [], started))
+                continue
             routable = Routable(event.topic, event.source, event.semantic_type)
             agent_ids = match_agents(rules, routable, enabled)
             if not agent_ids and self.classifier.enabled and enabled and classifier_may_route(routable):

@@ -13,6 +13,7 @@ import httpx
 from aiventbus.errors import LLMError, LLMUnavailable
 from aiventbus.llm import emit_token, error_text, http_timeout
 from aiventbus.llm.base import ChatRequest, ChatResult, ModelCheck, TokenCallback
+from aiventbus.llm.server_info import Dialect, ServerInfo, ollama_context_tokens
 
 
 def same_model(wanted: str, listed: str) -> bool:
@@ -45,6 +46,15 @@ class OllamaProvider:
         self._client = httpx.AsyncClient(
             base_url=self.base_url, timeout=http_timeout(request_timeout_seconds), transport=transport
         )
+        self.server_info = ServerInfo("ollama", "format")
+
+    @property
+    def dialect(self) -> Dialect:
+        """Ollama takes the JSON schema as `format`; nothing to probe."""
+        return "format"
+
+    async def probe(self) -> ServerInfo:
+        return self.server_info
 
     # -- chat ----------------------------------------------------------------------------------
 
@@ -137,7 +147,7 @@ class OllamaProvider:
                 missing = self._missing_model(model)
                 return ModelCheck(False, missing.detail, missing.fix, models=listed)
             show = await self._client.post("/api/show", json={"model": model}, timeout=http_timeout(10.0))
-            context = _context_length(show.json()) if show.status_code == 200 else None
+            context = ollama_context_tokens(show.json()) if show.status_code == 200 else None
             return ModelCheck(True, context_tokens=context, models=listed)
         except httpx.TransportError as error:
             unreachable = self._unreachable(error)
@@ -189,14 +199,3 @@ def _decode_chunk(line: str) -> dict[str, Any]:
 def _count(chunk: dict[str, Any], key: str) -> int:
     value = chunk.get(key, 0)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _context_length(show: Any) -> int | None:
-    """`<architecture>.context_length` from /api/show's model_info."""
-    info = show.get("model_info") if isinstance(show, dict) else None
-    if not isinstance(info, dict):
-        return None
-    for key, value in info.items():
-        if key.endswith(".context_length") and isinstance(value, int) and value > 0:
-            return value
-    return None

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,10 +14,11 @@ import httpx
 from aiventbus.errors import LLMError, LLMUnavailable
 from aiventbus.llm import emit_token, error_text, http_timeout
 from aiventbus.llm.base import ChatRequest, ChatResult, ModelCheck, TokenCallback
+from aiventbus.llm.server_info import Dialect, ServerInfo, openai_server_info
 
 # How the JSON schema is sent, best first: the OpenAI shape (vLLM, LM Studio, llama.cpp's C++ server), then the
 # `json_object` + `schema` shape that llama-cpp-python's server (which rejects `json_schema`) understands.
-SCHEMA_STYLES = ("json_schema", "json_object")
+SCHEMA_STYLES: tuple[Dialect, ...] = ("json_schema", "json_object")
 SCHEMA_NAME = "agent_response"
 
 
@@ -50,8 +52,41 @@ class OpenAICompatProvider:
             headers=headers,
             transport=transport,
         )
-        self.schema_style = SCHEMA_STYLES[0]
+        self.schema_style: Dialect = SCHEMA_STYLES[0]
         self.usage_in_stream = True
+        self.server_info: ServerInfo | None = None
+        self._probe_lock = asyncio.Lock()
+
+    @property
+    def dialect(self) -> Dialect:
+        """How the JSON schema is sent now: as probed, or as the server's refusal taught."""
+        return self.schema_style
+
+    # -- what the server is ----------------------------------------------------------------------
+
+    async def probe(self) -> ServerInfo:
+        """Ask once what the server is (`/props`, `/openapi.json`; neither touches a running generation) and
+        adopt its dialect; an unreachable server is asked again next time."""
+        async with self._probe_lock:
+            if self.server_info is not None:
+                return self.server_info
+            try:
+                props = await self._json_or_none(f"{self.base_url}/props")
+                openapi = None if props is not None else await self._json_or_none(f"{self.base_url}/openapi.json")
+            except httpx.TransportError:
+                return ServerInfo("openai-compatible", self.schema_style)
+            self.server_info = openai_server_info(props, openapi)
+            self.schema_style = self.server_info.dialect
+            return self.server_info
+
+    async def _json_or_none(self, url: str) -> Any:
+        response = await self._client.get(url, timeout=http_timeout(10.0))
+        if response.status_code != 200:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
 
     # -- chat ----------------------------------------------------------------------------------
 
@@ -83,6 +118,8 @@ class OpenAICompatProvider:
         started = self._clock()
         try:
             async with asyncio.timeout(self.request_timeout_seconds):
+                if self.server_info is None and request.json_schema is not None:
+                    await self.probe()  # the dialect is known before the first call, not learnt from a refusal
                 while True:
                     try:
                         return await self._stream_chat(request, on_token, started)
@@ -101,6 +138,8 @@ class OpenAICompatProvider:
         lowered = detail.lower()
         if request.json_schema is not None and self.schema_style == "json_schema" and "response_format" in lowered:
             self.schema_style = "json_object"
+            if self.server_info is not None:
+                self.server_info = replace(self.server_info, dialect="json_object")
             return True
         if self.usage_in_stream and ("stream_options" in lowered or "include_usage" in lowered):
             self.usage_in_stream = False
@@ -178,7 +217,7 @@ class OpenAICompatProvider:
             missing = self._missing_model(model)
             return ModelCheck(False, missing.detail, missing.fix, models=listed)
         context = next((_context_of(entry) for entry in entries if entry.get("id") == model), None)
-        return ModelCheck(True, context_tokens=context, models=listed)
+        return ModelCheck(True, context_tokens=context or (await self.probe()).context_tokens, models=listed)
 
     # -- embeddings ----------------------------------------------------------------------------
 

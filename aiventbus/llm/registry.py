@@ -1,4 +1,5 @@
-"""One provider per (kind, base_url), health checks with a short cache, and outage tracking per (server, model)."""
+"""One provider per (kind, base_url), scheduled through the server's slots; health checks with a short cache;
+outage tracking per (server, model)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiventbus.config import Config
 from aiventbus.errors import ValidationFailed
-from aiventbus.llm.base import ChatResult, LLMProvider, ModelCheck
+from aiventbus.llm.base import ChatRequest, ChatResult, LLMProvider, ModelCheck, TokenCallback
 from aiventbus.llm.ollama import OllamaProvider
 from aiventbus.llm.openai_compat import OpenAICompatProvider, api_root
+from aiventbus.llm.server_info import ServerInfo
+from aiventbus.llm.slots import ServerSlots, slot_count
 from aiventbus.telemetry import Metrics
 
 if TYPE_CHECKING:
@@ -52,6 +55,39 @@ class _Health:
     fix: str = ""
 
 
+class _Scheduled:
+    """A provider as one lane sees it: every request waits for a slot of its server."""
+
+    def __init__(self, registry: LLMRegistry, key: tuple[str, str], lane: str) -> None:
+        self._registry = registry
+        self._key = key
+        self.kind, self.base_url = key
+        self.lane = lane
+
+    async def chat(self, request: ChatRequest, on_token: TokenCallback | None = None) -> ChatResult:
+        inner = self._registry._provider(self._key)
+        async with self._registry.slots(*self._key).hold(self.lane):
+            return await inner.chat(request, on_token)
+
+    async def check(self, model: str) -> ModelCheck:
+        return await self._registry.check(self.kind, self.base_url, model)
+
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        inner = self._registry._provider(self._key)
+        async with self._registry.slots(*self._key).hold(self.lane):
+            return await inner.embed(model, texts)
+
+    async def close(self) -> None:
+        """Close the server's connections (shared by every lane; reopened on the next request)."""
+        await self._registry._close_provider(self._key)
+
+
+def server_info_of(provider: LLMProvider) -> ServerInfo | None:
+    """What the provider learnt about its server (None for providers that do not probe, e.g. test stand-ins)."""
+    info = getattr(provider, "server_info", None)
+    return info if isinstance(info, ServerInfo) else None
+
+
 def backoff_delays(first: float = BACKOFF_FIRST_SECONDS, cap: float = BACKOFF_MAX_SECONDS) -> Callable[[int], float]:
     """attempt -> delay: 1, 2, 4, ... capped at 30 s."""
     return lambda attempt: min(cap, first * (2**attempt))
@@ -77,19 +113,48 @@ class LLMRegistry:
         self._sleep = sleep
         self._factory = factory or self._make_provider
         self._providers: dict[tuple[str, str], LLMProvider] = {}
+        self._views: dict[tuple[str, str, str], _Scheduled] = {}
+        self._slots: dict[tuple[str, str], ServerSlots] = {}
+        # The targets something uses (enabled agents, the classifier...); set by the daemon. None: all watched.
+        self.users: Callable[[], Iterable[Target]] | None = None
         self._health: dict[Target, _Health] = {}
         self._check_locks: dict[Target, asyncio.Lock] = {}
         self._startup: asyncio.Task[None] | None = None
 
     # -- providers -----------------------------------------------------------------------------
 
-    def provider(self, kind: str, base_url: str | None = None) -> LLMProvider:
-        """The cached provider for `kind` ("ollama" | "openai") at `base_url` (None: ollama.base_url)."""
+    def provider(self, kind: str, base_url: str | None = None, lane: str = "ambient") -> LLMProvider:
+        """The provider for `kind` ("ollama" | "openai") at `base_url` (None: ollama.base_url), its requests
+        scheduled in `lane` (interactive, critical, ambient, background) through the server's slots."""
         key = self._key(kind, base_url)
+        view = self._views.get((*key, lane))
+        if view is None:
+            view = self._views[(*key, lane)] = _Scheduled(self, key, lane)
+        return view
+
+    def _provider(self, key: tuple[str, str]) -> LLMProvider:
         found = self._providers.get(key)
         if found is None:
             found = self._providers[key] = self._factory(*key)
         return found
+
+    async def _close_provider(self, key: tuple[str, str]) -> None:
+        provider = self._providers.pop(key, None)
+        if provider is not None:
+            await provider.close()
+
+    def slots(self, kind: str, base_url: str | None = None) -> ServerSlots:
+        """The request slots of one server (`llm.server_slots`, or what the server reports)."""
+        key = self._key(kind, base_url)
+        found = self._slots.get(key)
+        if found is None:
+            found = self._slots[key] = ServerSlots(self._slot_count(key))
+        return found
+
+    def _slot_count(self, key: tuple[str, str]) -> int:
+        info = server_info_of(self._providers[key]) if key in self._providers else None
+        settings = self.config.llm
+        return slot_count(key[1], settings.server_slots_by_url, info.slots if info else None, settings.server_slots)
 
     def target(self, kind: str, base_url: str | None, model: str) -> Target:
         return Target(*self._key(kind, base_url), model)
@@ -118,21 +183,22 @@ class LLMRegistry:
         return target
 
     async def check(self, kind: str, base_url: str | None, model: str, *, fresh: bool = False) -> ModelCheck:
-        """The server's answer about `model`, cached for a few seconds (`fresh` skips the cache)."""
+        """The server's answer about `model`, cached for a few seconds (`fresh` skips the cache). A check never
+        cuts a running answer: while every slot of the server is busy the last answer stands, else it waits."""
         target = self.watch(kind, base_url, model)
         health = self._health[target]
         lock = self._check_locks.setdefault(target, asyncio.Lock())
+        slots = self.slots(target.kind, target.base_url)
         async with lock:
             now = self._clock()
-            if (
-                not fresh
-                and health.check is not None
-                and health.checked_at is not None
-                and now - health.checked_at < CHECK_CACHE_SECONDS
-            ):
+            fresh_enough = health.checked_at is not None and now - health.checked_at < CHECK_CACHE_SECONDS
+            if health.check is not None and ((not fresh and fresh_enough) or slots.full):
                 return health.check
-            result = await self.provider(target.kind, target.base_url).check(model)
+            key = (target.kind, target.base_url)
+            async with slots.hold("check"):
+                result = await self._provider(key).check(model)
             health.check, health.checked_at = result, self._clock()
+            slots.resize(self._slot_count(key))
         if result.ok:
             self.note_success(kind, base_url, model)
         else:
@@ -162,9 +228,14 @@ class LLMRegistry:
         return bool(health and health.failing)
 
     def context_tokens(self, kind: str, base_url: str | None, model: str) -> int | None:
-        """The context window the server reported at the last good check, if any."""
-        health = self._health.get(self.target(kind, base_url, model))
-        return health.check.context_tokens if health and health.check and health.check.ok else None
+        """The context window the server reported at the last good check (or its probe), if any."""
+        target = self.target(kind, base_url, model)
+        health = self._health.get(target)
+        if health and health.check and health.check.ok and health.check.context_tokens:
+            return health.check.context_tokens
+        provider = self._providers.get((target.kind, target.base_url))
+        info = server_info_of(provider) if provider is not None else None
+        return info.context_tokens if info is not None else None
 
     async def wait_until_available(self, kind: str, base_url: str | None, model: str) -> ModelCheck:
         """Re-check with backoff (1 s, 2 s, ... 30 s) until the server has the model; cancellable."""
@@ -180,13 +251,32 @@ class LLMRegistry:
     def problems(self) -> list[Problem]:
         from aiventbus.daemon import Problem
 
+        used = self._in_use()
         return [
             Problem("llm", health.problem or f"{target.describe()} is unavailable", health.fix)
             for target, health in sorted(self._health.items(), key=lambda item: repr(item[0]))
-            if health.failing
+            if health.failing and target in used
         ]
 
+    def _in_use(self) -> set[Target]:
+        """Targets whose failure is a problem: those something uses (all watched ones until the daemon says)."""
+        if self.users is None:
+            return set(self._health)
+        return {self.target(t.kind, t.base_url, t.model) for t in self.users()}
+
     def status(self) -> dict[str, Any]:
+        used = self._in_use()
+        servers = []
+        for key in sorted(set(self._providers) | set(self._slots)):
+            info = server_info_of(self._providers[key]) if key in self._providers else None
+            servers.append(
+                {
+                    "provider": key[0],
+                    "base_url": key[1],
+                    **(info.describe() if info else {"flavour": None, "dialect": None, "context_tokens": None}),
+                    **self.slots(*key).status(),
+                }
+            )
         return {
             "targets": [
                 {
@@ -194,10 +284,12 @@ class LLMRegistry:
                     "base_url": target.base_url,
                     "model": target.model,
                     "ok": None if health.check is None and not health.failing else not health.failing,
-                    "context_tokens": health.check.context_tokens if health.check else None,
+                    "in_use": target in used,
+                    "context_tokens": self.context_tokens(target.kind, target.base_url, target.model),
                 }
                 for target, health in sorted(self._health.items(), key=lambda item: repr(item[0]))
-            ]
+            ],
+            "servers": servers,
         }
 
     # -- metrics -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -59,53 +60,56 @@ class AgentResponse(BaseModel):
         return actions
 
 
+TYPE_MAX_CHARS = 40
+REPAIR_EXCERPT_CHARS = 300
+REPAIR_ERROR_CHARS = 300
+SUMMARY_MAX_CHARS = 600
+
 _SCALAR: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
 # Action fields are scalars or one flat object (e.g. tool arguments): deep free-form nesting is where small
 # models wander off until they run out of tokens and leave the JSON unfinished.
 _ACTION_FIELD: dict[str, Any] = {"anyOf": [*_SCALAR["anyOf"], {"type": "object", "additionalProperties": _SCALAR}]}
 
 
-def agent_response_schema(
-    action_types: Sequence[str] | None = None, action_fields: Mapping[str, dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def agent_response_schema(actions: Sequence[str] | Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The JSON schema sent as Ollama's `format` / OpenAI's `response_format`.
 
-    `action_types` narrows action_type to those names; `action_fields` (field name -> JSON schema) closes each
-    action to those fields, which keeps small models from inventing keys.
+    `actions` maps each action type the agent may propose to its closed proposal schema
+    (`actions.models.answer_schemas`): each item of proposed_actions is then exactly one of them, and an empty
+    mapping admits none. A list of names only narrows action_type; None admits any type.
     """
-    action_type: dict[str, Any] = {"type": "string"}
-    if action_types:
-        action_type = {"type": "string", "enum": sorted(set(action_types))}
-    action_item: dict[str, Any] = {
-        "type": "object",
-        "properties": {"action_type": action_type},
-        "required": ["action_type"],
-        "additionalProperties": _ACTION_FIELD,
-    }
-    if action_fields:
-        extra = {name: schema for name, schema in action_fields.items() if name != "action_type"}
-        action_item = {
-            **action_item,
-            "properties": {"action_type": action_type, **extra},
-            "additionalProperties": False,
+    if isinstance(actions, Mapping):
+        proposals = _closed_proposals(actions)
+    else:
+        action_type: dict[str, Any] = {"type": "string"}
+        if actions:
+            action_type = {"type": "string", "enum": sorted(set(actions))}
+        item = {
+            "type": "object",
+            "properties": {"action_type": action_type},
+            "required": ["action_type"],
+            "additionalProperties": _ACTION_FIELD,
         }
+        proposals = {"type": "array", "maxItems": MAX_PROPOSED_ACTIONS, "items": item}
     return {
         "type": "object",
         "properties": {
-            # No maxLength anywhere: llama.cpp's converter nests one optional per character, which halves the
-            # decoding speed at 64 characters and crashes the server at a few thousand.
-            "type": {"type": "string"},
-            "summary": {"type": "string"},
+            "type": {"type": "string", "maxLength": TYPE_MAX_CHARS},
+            "summary": {"type": "string", "maxLength": SUMMARY_MAX_CHARS},
             "confidence": {"type": "number", "enum": CONFIDENCE_STEPS},
-            "proposed_actions": {
-                "type": "array",
-                "maxItems": MAX_PROPOSED_ACTIONS,
-                "items": action_item,
-            },
+            "proposed_actions": proposals,
         },
         "required": ["type", "summary", "confidence", "proposed_actions"],
         "additionalProperties": False,
     }
+
+
+def _closed_proposals(actions: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    if not actions:
+        return {"type": "array", "maxItems": 0, "items": {"type": "object"}}  # nothing it could propose would run
+    options = [copy.deepcopy(actions[name]) for name in sorted(actions)]
+    items = options[0] if len(options) == 1 else {"anyOf": options}
+    return {"type": "array", "maxItems": MAX_PROPOSED_ACTIONS, "items": items}
 
 
 def parse_agent_response(text: str) -> AgentResponse:
@@ -119,15 +123,19 @@ def parse_agent_response(text: str) -> AgentResponse:
 
 
 def repair_messages(messages: list[ChatMessage], raw: str, error: str) -> list[ChatMessage]:
-    """The conversation for the one repair attempt: the original, the bad answer, and what to fix."""
+    """The conversation for the one repair attempt: the original, the start of the bad answer, and what to fix.
+
+    Only a bounded excerpt goes back: a runaway answer that filled the context would overflow it again.
+    """
+    excerpt = raw[:REPAIR_EXCERPT_CHARS] + (" …(cut)" if len(raw) > REPAIR_EXCERPT_CHARS else "")
     instruction = (
-        f"Your previous answer was not a valid response: {error}. "
-        "Answer again with only one JSON object with the keys "
+        f"Your previous answer was not a valid response: {error[:REPAIR_ERROR_CHARS]}. "
+        "Answer again with only one short JSON object with the keys "
         '"type" (string), "summary" (string), "confidence" (number from 0 to 1) and '
         '"proposed_actions" (list of objects, each with a string "action_type"). '
         "No prose, no code fences: JSON only."
     )
-    return [*messages, ChatMessage("assistant", raw), ChatMessage("user", instruction)]
+    return [*messages, ChatMessage("assistant", excerpt), ChatMessage("user", instruction)]
 
 
 def _strip_fences(text: str) -> str:

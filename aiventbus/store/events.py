@@ -98,6 +98,7 @@ class Placement:
     trace_id: str
     depth: int
     taint: list[str]
+    status: EventStatus = EventStatus.pending
 
 
 @dataclass(slots=True)
@@ -166,7 +167,7 @@ class PendingPublish:
             "source": incoming.source,
             "taint": placement.taint,
             "depth": placement.depth,
-            "status": _PENDING,
+            "status": placement.status,
             "created_at": self.now,
             "deduplicated": False,
         }
@@ -181,7 +182,6 @@ class PendingPublish:
 
 
 _EVENT_FIELDS = set(Event.model_fields)
-_PENDING = EventStatus.pending
 _new_model = Event.__new__
 _set_slot = object.__setattr__  # pydantic models refuse their own __setattr__ for these
 _PRIORITY_TEXT = {priority: priority.value for priority in Priority}  # a dict lookup is cheaper than .value
@@ -358,10 +358,7 @@ def _decide(
     if trace_id is None:
         trace_id = root_trace_id(item.event_id)
     else:
-        # system.* events report on a trace; they do not spend its budget.
-        trace_events = conn.execute(
-            f"SELECT COUNT(*) FROM {trace_members('source')} WHERE source != 'system'", {"trace": trace_id}
-        ).fetchone()[0]
+        trace_events = conn.execute(f"SELECT COUNT(*) FROM {trace_members('id')}", {"trace": trace_id}).fetchone()[0]
     if incoming.parent_event is None and trace_events:
         # Joining an existing trace without a parent inherits the trace's taint.
         for (taint_json,) in conn.execute(
@@ -369,14 +366,21 @@ def _decide(
         ):
             parent_taint = [*parent_taint, *json.loads(taint_json)]
 
-    if item.enforce_limits:
-        violation = chain_limit_violation(ChainState(depth, trace_events, parent_children), rules.limits)
-        if violation is not None:
-            raise ChainLimitExceeded(violation[0], violation[1], trace_id)
+    violation = chain_limit_violation(ChainState(depth, trace_events, parent_children), rules.limits)
+    if violation is not None and item.enforce_limits:
+        raise ChainLimitExceeded(violation[0], violation[1], trace_id)
 
     taint = label_of(incoming.source, parent_taint, incoming.taint, trusted=rules.trusted_sources)
-    placement = Placement(trace_id, depth, taint)
-    return state.add(item.row(placement)), placement
+    if violation is None:
+        placement = Placement(trace_id, depth, taint)
+        return state.add(item.row(placement)), placement
+    # An event exempt from the limits (a system report, an admitted response's result) is kept but starts no more
+    # work past them: otherwise a loop through reports (an agent answering its own invalid actions) never ends.
+    placement = Placement(trace_id, depth, taint, EventStatus.unrouted)
+    index = state.add(item.row(placement))
+    state.insert_pending()
+    conn.execute("UPDATE events SET status = ? WHERE id = ?", (EventStatus.unrouted.value, item.event_id))
+    return index, placement
 
 
 def _find_duplicate(conn: sqlite3.Connection, key: str, now: float, window_seconds: float) -> Event | None:

@@ -7,7 +7,9 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from aiventbus.config import parse_config
@@ -16,11 +18,13 @@ from aiventbus.llm.base import ChatMessage, ChatRequest, LLMProvider
 from aiventbus.llm.ollama import OllamaProvider
 from aiventbus.llm.openai_compat import OpenAICompatProvider
 from aiventbus.llm.registry import LLMRegistry, backoff_delays
+from aiventbus.llm.slots import ServerSlots
 from aiventbus.llm.structured import agent_response_schema, parse_agent_response
 from aiventbus.telemetry import Metrics
 from tests.support.daemon import free_port, running_daemon
 from tests.support.llama_server import LlamaServer
 from tests.support.ollama_server import OllamaServer
+from tests.support.waiting import eventually
 
 SYSTEM = (
     "You are a monitoring assistant. Answer with one JSON object: type (a word), summary (one short sentence), "
@@ -65,19 +69,44 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None
 # -- streaming and structured output --------------------------------------------------------------
 
 
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """A real HTTP transport that notes every request's path and answer status."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.seen: list[tuple[str, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.seen.append((request.url.path, response.status_code))
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def paths(self, path: str) -> int:
+        return sum(1 for seen, _status in self.seen if seen == path)
+
+
 @pytest.mark.e2e
-async def test_openai_provider_streams_schema_valid_json(
-    openai_provider: OpenAICompatProvider, llama_server: LlamaServer
-) -> None:
+async def test_openai_provider_streams_schema_valid_json(llama_server: LlamaServer) -> None:
+    transport = RecordingTransport()
+    openai_provider = OpenAICompatProvider(llama_server.base_url, request_timeout_seconds=110, transport=transport)
     chunks: list[str] = []
-    result = await openai_provider.chat(agent_request(llama_server.model), on_token=chunks.append)
+    try:
+        result = await openai_provider.chat(agent_request(llama_server.model), on_token=chunks.append)
+    finally:
+        await openai_provider.close()
     assert len(chunks) > 3 and "".join(chunks) == result.text
     response = parse_agent_response(result.text)
     assert 0.0 <= response.confidence <= 1.0
     assert all(action["action_type"] in {"log", "notify"} for action in response.proposed_actions)
     assert result.eval_tokens > 0 and result.first_token_seconds is not None
-    # llama-cpp-python refuses the `json_schema` shape; the provider fell back to `json_object` + schema.
-    assert openai_provider.schema_style == "json_object"
+    # llama-cpp-python refuses the `json_schema` shape: the provider knew before its first call (no failing call).
+    assert openai_provider.schema_style == "json_object" and openai_provider.dialect == "json_object"
+    assert openai_provider.server_info is not None and openai_provider.server_info.flavour == "llama-cpp-python"
+    assert transport.seen[:2] == [("/props", 404), ("/openapi.json", 200)]
+    assert transport.seen[2:] == [("/v1/chat/completions", 200)]
 
 
 @pytest.mark.e2e
@@ -115,7 +144,10 @@ async def test_check_finds_the_model_and_its_context(
 ) -> None:
     found = await ollama_provider.check(ollama_server.model)
     assert found.ok and found.context_tokens == 2048 and ollama_server.model in found.models
-    assert (await openai_provider.check("smollm2-135m")).ok
+    assert ollama_provider.dialect == "format"
+    # llama-cpp-python answers /props with 404 and reports no window anywhere: the config's default applies.
+    llama = await openai_provider.check("smollm2-135m")
+    assert llama.ok and llama.context_tokens is None
 
 
 @pytest.mark.e2e
@@ -279,6 +311,8 @@ async def test_registry_tracks_an_outage_and_waits_for_recovery(
 async def test_daemon_status_names_a_missing_model_and_its_fix(tmp_path: Path, ollama_server: OllamaServer) -> None:
     overrides = {"ollama": {"base_url": ollama_server.base_url, "default_model": "gemma4:latest"}}
     async with running_daemon(tmp_path, overrides) as running:
+        agent = {"name": "watcher", "model": "gemma4:latest", "allowed_actions": []}
+        assert (await running.client.post("/api/v1/agents", json=agent)).status_code == 201
 
         async def llm_problems() -> list[dict[str, str]]:
             status = (await running.client.get("/api/v1/system/status")).json()
@@ -300,3 +334,164 @@ async def test_daemon_status_names_a_missing_model_and_its_fix(tmp_path: Path, o
             await asyncio.sleep(0.05)
         components = (await running.client.get("/api/v1/system/status")).json()["components"]
         assert components["llm"]["targets"][0]["ok"] is False
+
+
+# -- what the server is, and its slots ------------------------------------------------------------------------
+
+
+async def test_server_slots_serve_a_check_then_interactive_then_critical_then_ambient() -> None:
+    slots = ServerSlots(1)
+    served: list[str] = []
+
+    async def request(lane: str) -> None:
+        async with slots.hold(lane):
+            served.append(lane)
+
+    async with slots.hold("critical"):  # a generation is running
+        waiting = [asyncio.create_task(request(lane)) for lane in ("ambient", "critical", "interactive", "check")]
+        gone = asyncio.create_task(request("interactive"))
+        await eventually(lambda: sum(slots.status()["waiting"].values()) == 5)
+        gone.cancel()  # a waiting request that is cancelled gives up its place and takes no slot
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert slots.status() == {
+            "slots": 1,
+            "busy": 1,
+            "waiting": {"ambient": 1, "critical": 1, "interactive": 1, "check": 1},
+        }
+    await asyncio.gather(*waiting)
+    assert served == ["check", "interactive", "critical", "ambient"]
+    assert slots.status() == {"slots": 1, "busy": 0, "waiting": {}}
+
+
+@pytest.mark.e2e
+async def test_a_check_never_cuts_a_running_generation(llama_server: LlamaServer) -> None:
+    transport = RecordingTransport()
+    config = parse_config({"ollama": {"base_url": "http://127.0.0.1:9"}})
+    registry = LLMRegistry(config, Metrics(), factory=lambda _kind, url: OpenAICompatProvider(url, transport=transport))
+    try:
+        assert (await registry.check("openai", llama_server.base_url, llama_server.model)).ok
+        tokens: list[str] = []
+        streaming = asyncio.Event()
+
+        def on_token(text: str) -> None:
+            tokens.append(text)
+            streaming.set()
+
+        provider = registry.provider("openai", llama_server.base_url, lane="critical")
+        request = ChatRequest(model=llama_server.model, messages=[ChatMessage("user", "Count to 500.")], max_tokens=48)
+        chat = asyncio.create_task(provider.chat(request, on_token))
+        await asyncio.wait_for(streaming.wait(), 60)
+        listed = transport.paths("/v1/models")
+        # An agent created now checks its model: the answer is the last one, nothing reaches the server.
+        during = await registry.check("openai", llama_server.base_url, llama_server.model, fresh=True)
+        assert during.ok and transport.paths("/v1/models") == listed
+        at_check = len(tokens)
+        result = await chat
+        assert result.eval_tokens > at_check and len(tokens) > at_check  # the stream went on after the check
+        assert (await registry.check("openai", llama_server.base_url, llama_server.model, fresh=True)).ok
+        assert transport.paths("/v1/models") == listed + 1  # with the slot free, the check asks the server
+        assert transport.paths("/v1/chat/completions") == 1
+    finally:
+        await registry.stop()
+
+
+@pytest.mark.e2e
+async def test_status_shows_the_dialect_and_ignores_an_unused_target(tmp_path: Path, llama_server: LlamaServer) -> None:
+    # The default Ollama URL is down (nothing listens on port 9), and no agent uses it.
+    async with running_daemon(tmp_path) as running:
+
+        async def llm_status() -> dict[str, Any]:
+            status = (await running.client.get("/api/v1/system/status")).json()
+            return {
+                "problems": [p for p in status["problems"] if p["component"] == "llm"],
+                **status["components"]["llm"],
+            }
+
+        await eventually(lambda: running.daemon.llm.is_failing("ollama", None, "gemma4:latest"))
+        found = await llm_status()
+        assert found["problems"] == [] and found["targets"][0]["in_use"] is False
+        agent = {
+            "name": "small",
+            "provider": "openai",
+            "base_url": llama_server.base_url,
+            "model": llama_server.model,
+            "allowed_actions": [],
+        }
+        assert (await running.client.post("/api/v1/agents", json=agent)).status_code == 201
+
+        async def known() -> dict[str, Any] | None:
+            status = await llm_status()
+            servers = [s for s in status["servers"] if s["base_url"] == llama_server.base_url]
+            return status if servers and servers[0]["dialect"] else None
+
+        status = await eventually(known)
+        [server] = [s for s in status["servers"] if s["base_url"] == llama_server.base_url]
+        assert server["flavour"] == "llama-cpp-python" and server["dialect"] == "json_object"
+        assert server["slots"] == 1 and server["context_tokens"] is None
+        [target] = [t for t in status["targets"] if t["base_url"] == llama_server.base_url]
+        # The server reports no window: the stated default (ollama.context_tokens) applies in the budget.
+        assert target["in_use"] is True and target["ok"] is True and target["context_tokens"] is None
+        assert status["problems"] == [] and running.daemon.config.ollama.context_tokens == 2048
+
+
+@pytest.mark.e2e
+async def test_critical_and_interactive_at_once_both_answered_interactive_first(
+    tmp_path: Path, llama_server: LlamaServer
+) -> None:
+    async with running_daemon(tmp_path) as running:
+        client = running.client
+        agent = {
+            "name": "guard",
+            "provider": "openai",
+            "base_url": llama_server.base_url,
+            "model": llama_server.model,
+            "system_prompt": "You watch a computer. Answer with one short JSON object.",
+            "allowed_actions": [],
+            "max_tokens": 96,
+            "temperature": 0.0,
+        }
+        created = await client.post("/api/v1/agents", json=agent)
+        assert created.status_code == 201, created.text
+        for name, pattern in (("security", "security.*"), ("user", "user.*")):
+            rule = {"name": name, "topic_pattern": pattern, "consumer_id": created.json()["id"]}
+            assert (await client.post("/api/v1/routing-rules", json=rule)).status_code == 201
+        slots = running.daemon.llm.slots("openai", llama_server.base_url)
+
+        def checked() -> bool:
+            targets = running.daemon.llm.status()["targets"]
+            return slots.busy == 0 and any(t["ok"] for t in targets if t["base_url"] == llama_server.base_url)
+
+        await eventually(checked)
+
+        # While the server's only slot is taken (as by a running generation), both events arrive at once.
+        async with slots.hold("ambient"):
+            critical = (
+                await client.post(
+                    "/api/v1/events", json={"topic": "security.login_failed", "payload": {"user": "root", "tries": 9}}
+                )
+            ).json()
+            interactive = (
+                await client.post(
+                    "/api/v1/events",
+                    json={"topic": "user.query", "payload": {"text": "Is the disk full?"}, "source": "user"},
+                )
+            ).json()
+            await eventually(lambda: slots.status()["waiting"] == {"critical": 1, "interactive": 1})
+
+        finished: list[str] = []
+
+        async def both_done() -> bool:
+            for name, event in (("critical", critical), ("interactive", interactive)):
+                status = (await client.get(f"/api/v1/events/{event['id']}")).json()["status"]
+                if status == "completed" and name not in finished:
+                    finished.append(name)
+            return len(finished) == 2
+
+        await eventually(both_done, timeout=240, interval=0.05)
+        assert finished == ["interactive", "critical"]
+        for event in (critical, interactive):
+            [stored] = (await client.get(f"/api/v1/events/{event['id']}/responses")).json()["responses"]
+            assert stored["raw_text"]
+        counts = await running.daemon.scheduler.table.counts()
+        assert counts.get("dead", 0) == 0 and counts.get("completed") == 2

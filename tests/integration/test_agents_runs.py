@@ -137,6 +137,11 @@ async def test_rule_routes_a_user_query_to_a_persisted_published_response(script
     request = provider.calls[0]
     assert request.json_schema is not None and "summary" in request.json_schema["properties"]
     assert request.messages[0].role == "system" and "Response format" in request.messages[0].content
+    # Every proposal is one whole closed action, and the answer is bounded even though the agent set no max_tokens.
+    items = request.json_schema["properties"]["proposed_actions"]["items"]
+    options = items.get("anyOf", [items])
+    assert options and all(option["additionalProperties"] is False for option in options)
+    assert request.max_tokens is not None and 0 < request.max_tokens <= 512
 
     seen: list[dict[str, Any]] = []
     while not tokens.queue.empty():

@@ -128,7 +128,8 @@ async def test_dedupe_inside_and_outside_window(tmp_path: Path, clock: FakeClock
 
 
 async def test_chain_limits_each_refuse_with_system_event(tmp_path: Path) -> None:
-    limits = {"bus": {"max_chain_depth": 2, "max_chain_budget": 6, "max_fan_out": 2}}
+    # Budget 8: six events and the two system.chain_limit reports of the refusals before it (system.* counts).
+    limits = {"bus": {"max_chain_depth": 2, "max_chain_budget": 8, "max_fan_out": 2}}
     async with running_daemon(tmp_path, limits) as d:
         root = await publish(d, topic="c.root", payload={})
         a = await publish(d, topic="c.a", payload={}, parent_event=root["id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from aiventbus.actions.models import (
     ACTION_DOCS,
     ACTION_MODELS,
     ACTION_TYPES,
+    ANSWER_SCHEMAS,
     InvalidAction,
     action_content,
     canonical_json,
@@ -96,3 +98,16 @@ def test_digest_is_of_canonical_json_so_key_order_does_not_matter() -> None:
     assert a == b
     assert content_digest(a) == content_digest(b)
     assert content_digest(a) != content_digest(a.replace('"x"', '"y"'))
+
+
+@pytest.mark.parametrize("proposal", VALID, ids=[p["action_type"] for p in VALID])
+def test_answer_schema_agrees_with_the_model_and_the_prompt_docs(proposal: dict[str, Any]) -> None:
+    """One source: the answer schema's fields are the model's, and the prompt's shape names only those."""
+    action_type = proposal["action_type"]
+    schema = ANSWER_SCHEMAS[action_type]
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) <= set(ACTION_MODELS[action_type].model_fields)
+    assert set(schema["required"]) <= set(schema["properties"])
+    shown = set(json.loads(ACTION_DOCS[action_type][1])) | {"action_type"}
+    assert set(schema["required"]) <= shown <= set(schema["properties"])
+    assert set(proposal) <= set(schema["properties"])

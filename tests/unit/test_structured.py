@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from llama_cpp import llama_grammar
 
+from aiventbus.actions.models import ACTION_TYPES, ANSWER_TEXT_MAX_CHARS, answer_schemas
 from aiventbus.errors import StructuredOutputError
 from aiventbus.llm.base import ChatMessage
 from aiventbus.llm.structured import (
@@ -96,18 +97,54 @@ def test_repair_messages_keep_the_conversation_and_say_what_was_wrong() -> None:
     assert original == [ChatMessage("system", "You are a helper."), ChatMessage("user", "disk?")]
 
 
+def test_repair_carries_a_bounded_excerpt_not_the_whole_answer() -> None:
+    original = [ChatMessage("system", "You are a helper."), ChatMessage("user", "disk?")]
+    runaway = '{"type": "x", "summary": "' + "a" * 10_000
+    repaired = repair_messages(original, runaway, "unfinished JSON object (the answer was cut off)")
+    added = sum(len(message.content) for message in repaired[2:])
+    assert added < 1_000
+    assert repaired[2].content.startswith(runaway[:300])
+    assert "unfinished JSON object" in repaired[3].content
+
+
 def test_schema_matches_the_model_and_narrows_action_types() -> None:
     schema = agent_response_schema()
     assert set(schema["required"]) == set(AgentResponse.model_fields)
     assert all(0 <= step <= 1 for step in schema["properties"]["confidence"]["enum"])
+    assert schema["properties"]["summary"]["maxLength"] == 600
     narrowed = agent_response_schema(["notify", "log", "notify"])
     item = narrowed["properties"]["proposed_actions"]["items"]
     assert item["properties"]["action_type"]["enum"] == ["log", "notify"]
-    closed = agent_response_schema(["notify"], {"message": {"type": "string"}, "action_type": {"type": "number"}})
-    closed_item = closed["properties"]["proposed_actions"]["items"]
-    assert closed_item["additionalProperties"] is False
-    assert closed_item["properties"]["action_type"] == {"type": "string", "enum": ["notify"]}
-    assert closed_item["properties"]["message"] == {"type": "string"}
+
+
+def test_closed_schema_admits_one_whole_proposal_per_available_type() -> None:
+    closed = agent_response_schema(answer_schemas(["notify", "log"]))
+    proposals = closed["properties"]["proposed_actions"]
+    assert proposals["maxItems"] == 4
+    options = proposals["items"]["anyOf"]
+    assert [option["properties"]["action_type"] for option in options] == [
+        {"type": "string", "const": "log"},
+        {"type": "string", "const": "notify"},
+    ]
+    assert all(option["additionalProperties"] is False for option in options)
+    nothing = agent_response_schema(answer_schemas([]))
+    assert nothing["properties"]["proposed_actions"]["maxItems"] == 0
+
+
+def _strings(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node] if node.get("type") == "string" and "const" not in node and "enum" not in node else []
+        return found + [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return []
+
+
+def test_every_string_in_the_full_schema_is_capped_within_what_the_server_survives() -> None:
+    schema = agent_response_schema(answer_schemas(list(ACTION_TYPES)))
+    strings = _strings(schema)
+    assert strings
+    assert all(0 < s["maxLength"] <= ANSWER_TEXT_MAX_CHARS for s in strings)
 
 
 @pytest.mark.parametrize("variant", ["generic", "narrowed", "closed"])
@@ -116,7 +153,7 @@ def test_schema_converts_to_a_llama_cpp_grammar(variant: str) -> None:
     schema = {
         "generic": agent_response_schema(),
         "narrowed": agent_response_schema(["notify"]),
-        "closed": agent_response_schema(["notify"], {"message": {"type": "string"}}),
+        "closed": agent_response_schema(answer_schemas(list(ACTION_TYPES))),
     }[variant]
     grammar = llama_grammar.json_schema_to_gbnf(json.dumps(schema))
     assert grammar.count("\n") < 200
