@@ -101,7 +101,7 @@ class Daemon:
         # LLM first: the memory distiller, the context engine and the agents all call models through it.
         from aiventbus.llm.registry import LLMRegistry
 
-        self.llm = LLMRegistry(self.config, self.metrics, clock=self.clock)
+        self.llm = LLMRegistry(self.config, self.metrics, clock=self.clock, users=self._llm_targets_in_use)
         self.services.append(self.llm)
         # Knowledge, long-term memory (+ distiller, ambient lane) and the context engine that reads them.
         from aiventbus.core.memory.wiring import build_memory_stage
@@ -176,7 +176,6 @@ class Daemon:
             clock=self.clock,
         )
         self.services += [self.agents, self.scheduler, self.router]
-        self.llm.users = self._llm_targets_in_use
         # Producers last: they feed a pipeline that must be ready, start after every other service and stop first.
         self.producers = ProducerManager(
             self.config.producers,

@@ -106,7 +106,9 @@ class LLMRegistry:
         *,
         sleep: Sleep = asyncio.sleep,
         factory: ProviderFactory | None = None,
+        users: Callable[[], Iterable[Target]] | None = None,
     ) -> None:
+        """`users`: the targets something uses (enabled agents, the classifier...); None: every watched one."""
         self.config = config
         self.metrics = metrics
         self._clock = clock
@@ -115,8 +117,7 @@ class LLMRegistry:
         self._providers: dict[tuple[str, str], LLMProvider] = {}
         self._views: dict[tuple[str, str, str], _Scheduled] = {}
         self._slots: dict[tuple[str, str], ServerSlots] = {}
-        # The targets something uses (enabled agents, the classifier...); set by the daemon. None: all watched.
-        self.users: Callable[[], Iterable[Target]] | None = None
+        self.users = users
         self._health: dict[Target, _Health] = {}
         self._check_locks: dict[Target, asyncio.Lock] = {}
         self._startup: asyncio.Task[None] | None = None
