@@ -7,10 +7,12 @@ import asyncio
 import logging
 import logging.handlers
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from aiventbus import __version__
 from aiventbus.config import Config, load_config
-from aiventbus.errors import ConfigError
+from aiventbus.errors import AiventbusError, ConfigError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,15 +54,24 @@ def main(argv: list[str] | None = None) -> int:
     from aiventbus.daemon import run_daemon
 
     try:
-        import uvloop
-
-        uvloop.run(run_daemon(config))
-    except ImportError:
-        asyncio.run(run_daemon(config))
+        run_loop(run_daemon(config))
+    except AiventbusError as error:  # the data dir is locked, the port is taken...
+        print(f"aiventbus: {error.detail}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"aiventbus: cannot start: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop when installed, else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 if __name__ == "__main__":

@@ -195,6 +195,9 @@ class LanesConfig(Section):
     )
     interactive_slots: int = Field(1, ge=1, description="Workers reserved for interactive work")
     background_slots: int = Field(1, ge=1, description="Workers shared by critical and ambient work")
+    interactive_expiry_seconds: float = Field(
+        300.0, ge=0, description="Queued interactive work older than this expires instead of waiting (0 = never)"
+    )
 
 
 class AgentsConfig(Section):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
 import platform
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +25,9 @@ from aiventbus.api.hub import Hub
 from aiventbus.config import Config
 from aiventbus.core.bus import EventBus
 from aiventbus.core.events import Event
+from aiventbus.errors import AiventbusError
 from aiventbus.platform import current as current_platform
+from aiventbus.platform.lock import DataDirLock
 from aiventbus.producers.registry import ProducerManager
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
@@ -44,6 +48,38 @@ class Problem:
 
     def to_api(self) -> dict[str, str]:
         return {"component": self.component, "problem": self.problem, "fix": self.fix}
+
+
+class ListenFailed(AiventbusError):
+    """The configured address cannot be bound (port in use, no such host...)."""
+
+    def __init__(self, host: str, port: int, reason: str, hint: str) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {reason}; {hint}", host=host, port=port)
+
+
+def port_hint(config_source: str | None) -> str:
+    """How to pick another port, naming the config file in use when there is one."""
+    where = config_source or "the config file (see the README's Configuration)"
+    return f"choose another port with --port N, or server.port in {where}"
+
+
+def bind_listener(host: str, port: int, config_source: str | None = None) -> socket.socket:
+    """Bind the API's socket now, so a taken port is reported before anything starts (uvicorn serves on it)."""
+    # As uvicorn binds: IPv6 for an address with a colon, else IPv4 (so "localhost" is 127.0.0.1).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except socket.gaierror as error:
+        sock.close()
+        raise ListenFailed(host, port, f"unknown host ({error.strerror})", "fix server.host or --host") from None
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ListenFailed(host, port, "the port is already in use", port_hint(config_source)) from None
+        raise ListenFailed(host, port, error.strerror or str(error), port_hint(config_source)) from None
+    sock.set_inheritable(False)
+    return sock
 
 
 @runtime_checkable
@@ -74,13 +110,23 @@ class Daemon:
         self.server: uvicorn.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
+        self.lock = DataDirLock(config.data_dir)
+        self._listener: socket.socket | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store, create the token, build and start every component."""
+        """Lock the data dir, bind the port, open the store, create the token, build and start every component.
+        The lock comes first: a second daemon on the same data dir is told so, not that the port is taken."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.lock.acquire()
+        try:
+            server = self.config.server
+            self._listener = bind_listener(server.host, server.port, self.config.source_path)
+        except BaseException:
+            self.lock.release()
+            raise
         self.token = load_or_create_token(self.config.token_path)
         await self.db.open()
         self._build()
@@ -149,6 +195,7 @@ class Daemon:
             self.hub,
             clock=self.clock,
             depth_sample_interval_seconds=self.config.telemetry.queue_depth_sample_interval_seconds,
+            report=self.bus.publish_system,
         )
         self.scheduler.runner = AgentRunner(
             registry=self.agents,
@@ -217,11 +264,18 @@ class Daemon:
             timeout_graceful_shutdown=10,
         )
         self.server = _QuietServer(server_config)
+        self.server.announce = self._announce
         if install_signal_handlers:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_exit)
-        await self.server.serve()
+        sockets = [self._listener] if self._listener is not None else None
+        await self.server.serve(sockets=sockets)
+
+    def _announce(self) -> None:
+        host = self.config.server.host
+        shown = f"[{host.strip('[]')}]" if ":" in host else host
+        log.info("aiventbus %s listening on http://%s:%s", __version__, shown, self.bound_port)
 
     def request_exit(self) -> None:
         if self.server is not None:
@@ -252,6 +306,10 @@ class Daemon:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.db.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self.lock.release()
         gc.unfreeze()
 
     def _llm_targets_in_use(self) -> list[Target]:
@@ -305,18 +363,24 @@ class Daemon:
 
 
 class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal capture: the daemon decides how to shut down."""
+    """uvicorn without its own signal capture (the daemon decides how to shut down), announcing once it serves."""
+
+    announce: Callable[[], None] | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.announce is not None:
+            self.announce()
+
 
 async def run_daemon(config: Config) -> None:
     daemon = Daemon(config)
-    await daemon.start()
-    log.info("aiventbus %s listening on http://%s:%s", __version__, config.server.host, config.server.port)
     try:
+        await daemon.start()
         await daemon.serve(install_signal_handlers=True)
     finally:
         await daemon.stop()

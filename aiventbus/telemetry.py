@@ -78,7 +78,7 @@ class Metrics:
         )
         self.assignment_transitions = Counter(
             "aiventbus_assignment_state_transitions_total",
-            "claimed / completed / failed / retried",
+            "claimed / completed / failed / retried / expired",
             ["agent_id", "state"],
             registry=r,
         )

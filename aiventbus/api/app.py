@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,7 +22,7 @@ from aiventbus.api import producers as producers_api
 from aiventbus.api import routing as routing_api
 from aiventbus.api import webhooks as webhooks_api
 from aiventbus.api import ws as ws_api
-from aiventbus.api.auth import GuardMiddleware
+from aiventbus.api.auth import GuardMiddleware, needs_token
 from aiventbus.api.body import describe
 from aiventbus.errors import AiventbusError
 
@@ -34,14 +35,21 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+BEARER_SCHEME = "bearerToken"
+DOCS_ASSETS_URL = "/docs-assets"
+
+
 def create_app(daemon: Daemon) -> FastAPI:
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from files in the fastapi-offline package: nothing leaves the machine.
+    app = FastAPIOffline(
         title="aiventbus",
         version=__version__,
         description="Local-first AI control plane: events, agents, policy-gated actions.",
         responses=ERROR_RESPONSES,
+        static_url=DOCS_ASSETS_URL,
     )
     app.state.daemon = daemon
+    app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
 
     @app.exception_handler(AiventbusError)
     async def _known_error(_: Request, error: AiventbusError) -> JSONResponse:
@@ -78,6 +86,26 @@ def create_app(daemon: Daemon) -> FastAPI:
     app.add_middleware(GuardMiddleware, token=daemon.token, extra_hosts=daemon.config.server.allowed_hosts)
     app.add_middleware(MetricsMiddleware, daemon=daemon)
     return app
+
+
+def _openapi_with_bearer(app: FastAPI) -> dict[str, Any]:
+    """The schema with the bearer token declared on the operations that need it (Swagger UI's Authorize button)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = FastAPI.openapi(app)
+    schema.setdefault("components", {})["securitySchemes"] = {
+        BEARER_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The token in the daemon's token file (data dir/api-token, or server.token_file)",
+        }
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if isinstance(operation, dict) and needs_token(method.upper(), path):
+                operation["security"] = [{BEARER_SCHEME: []}]
+    app.openapi_schema = schema
+    return schema
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

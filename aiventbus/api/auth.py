@@ -15,7 +15,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "localhost.localdomain"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Readable without the token, and showing no secret.
-PUBLIC_PATHS = frozenset({"/metrics", "/api/v1/system/status", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
+PUBLIC_PATHS = frozenset(
+    {"/metrics", "/api/v1/system/status", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
+)
 WEBHOOK_PREFIX = "/api/v1/webhooks/"
 
 

@@ -9,10 +9,11 @@ from typing import Any
 import typer
 
 from aiventbus.cli.client import client, friendly_errors
+from aiventbus.cli.groups import command_group
 
-app = typer.Typer()
-actions_app = typer.Typer(help="Actions agents proposed: pending approvals and history.", no_args_is_help=True)
-backups_app = typer.Typer(help="Copies kept before file writes and deletes.", no_args_is_help=True)
+app = command_group()
+actions_app = command_group(help="Actions agents proposed: pending approvals and history.", no_args_is_help=True)
+backups_app = command_group(help="Copies kept before file writes and deletes.", no_args_is_help=True)
 
 
 def _when(epoch: float | None) -> str:

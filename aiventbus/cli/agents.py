@@ -8,9 +8,10 @@ from typing import Any
 import typer
 
 from aiventbus.cli.client import client, friendly_errors
+from aiventbus.cli.groups import command_group
 
-agents_app = typer.Typer(help="Agents: the LLM workers events are routed to.", no_args_is_help=True)
-rules_app = typer.Typer(help="Routing rules: which topics go to which agent.", no_args_is_help=True)
+agents_app = command_group(help="Agents: the LLM workers events are routed to.", no_args_is_help=True)
+rules_app = command_group(help="Routing rules: which topics go to which agent.", no_args_is_help=True)
 
 
 @agents_app.command("list")

@@ -6,8 +6,9 @@ import typer
 
 from aiventbus.cli import actions, agents, events, knowledge, memory, producers, query
 from aiventbus.cli.client import set_config_path
+from aiventbus.cli.groups import command_group
 
-app = typer.Typer(
+app = command_group(
     name="aibus",
     help="Talk to the aiventbus daemon.",
     no_args_is_help=True,

@@ -3,19 +3,50 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 
-from aiventbus.config import Config, load_config
-from aiventbus.errors import ConfigError
+if TYPE_CHECKING:
+    import httpx
+
+    from aiventbus.config import Config
+
+# httpx, the config (pydantic, yaml) and websockets are imported inside the functions that use them, so that
+# `aibus --help` and argument errors start in a fraction of the time (tests/unit/test_cli_imports.py).
 
 
 class CliError(Exception):
     """Ends the command with one readable line and exit code 1."""
+
+
+def start_hint() -> str:
+    """A command that starts the daemon from where the user is: the checkout's script, the service, or this Python."""
+    checkout_script = Path(__file__).resolve().parents[2] / "scripts" / "run"
+    if checkout_script.is_file():
+        return str(checkout_script)
+    unit = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd/user/aiventbus.service"
+    if unit.is_file():
+        return "systemctl --user start aiventbus"
+    if shutil.which("aiventbus"):
+        return "aiventbus"
+    return f"{sys.executable} -m aiventbus"
+
+
+def token_refused(token_path: Path, detail: str) -> CliError:
+    """The one wording for a token the daemon does not accept, whichever command met it."""
+    return CliError(
+        f"the daemon refused the API token in {token_path} (it changed or belongs to another data dir): {detail}"
+    )
+
+
+def not_running(base_url: str) -> CliError:
+    return CliError(f"the daemon is not running at {base_url} (start it: {start_hint()})")
 
 
 class DaemonClient:
@@ -36,9 +67,7 @@ class DaemonClient:
             try:
                 self._token = self.token_path.read_text(encoding="utf-8").strip()
             except FileNotFoundError:
-                raise CliError(
-                    f"no API token at {self.token_path}: start the daemon once (python -m aiventbus)"
-                ) from None
+                raise CliError(f"no API token at {self.token_path}: start the daemon once ({start_hint()})") from None
             except PermissionError:
                 raise CliError(f"cannot read the API token at {self.token_path}: permission denied") from None
         return self._token
@@ -47,16 +76,20 @@ class DaemonClient:
         return {"Authorization": f"Bearer {self.token}"}
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             response = httpx.request(
                 method, self.base_url + path, headers=self.headers(), timeout=self.timeout, **kwargs
             )
         except httpx.ConnectError:
-            raise CliError(f"the daemon is not running at {self.base_url} (start it: python -m aiventbus)") from None
+            raise not_running(self.base_url) from None
         except httpx.TimeoutException:
             raise CliError(f"the daemon at {self.base_url} did not answer within {self.timeout:g}s") from None
         except httpx.HTTPError as error:
             raise CliError(f"request to {self.base_url} failed: {error}") from None
+        if response.status_code == 401:
+            raise token_refused(self.token_path, error_detail(response))
         if response.status_code >= 400:
             raise CliError(f"{response.status_code}: {error_detail(response)}")
         if not response.content:
@@ -101,6 +134,9 @@ def set_config_path(path: str | None) -> None:
 
 
 def client(timeout: float = 30.0) -> DaemonClient:
+    from aiventbus.config import load_config
+    from aiventbus.errors import ConfigError
+
     try:
         return DaemonClient(load_config(_config_path), timeout=timeout)
     except ConfigError as error:

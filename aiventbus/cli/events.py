@@ -8,27 +8,38 @@ from datetime import UTC, datetime
 import typer
 
 from aiventbus.cli.client import CliError, client, friendly_errors
+from aiventbus.cli.groups import command_group
 
-app = typer.Typer()
+app = command_group()
 
 
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+DEGRADED_EXIT = 2
+
+
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="print the raw JSON")) -> None:
-    """Show whether the daemon is healthy, and what is wrong if not."""
+    """Show whether the daemon is healthy, and what is wrong if not.
+
+    Exit code: 0 ok, 1 unreachable or the API token refused, 2 running but degraded.
+    """
     with friendly_errors():
-        result = client(timeout=10).get("/api/v1/system/status")
+        daemon = client(timeout=10)
+        result = daemon.get("/api/v1/system/status")
+        daemon.get("/api/v1/events", limit=1)  # the status is public: this is what notices a wrong token
         if as_json:
             typer.echo(json.dumps(result, indent=2))
-            return
-        typer.echo(f"aiventbus {result['version']}: {result['status']} (up {result['uptime_seconds']:.0f}s)")
-        typer.echo(f"events stored: {result['bus']['events_stored']}")
-        for problem in result["problems"]:
-            fix = f" -> {problem['fix']}" if problem["fix"] else ""
-            typer.echo(f"problem [{problem['component']}]: {problem['problem']}{fix}")
+        else:
+            typer.echo(f"aiventbus {result['version']}: {result['status']} (up {result['uptime_seconds']:.0f}s)")
+            typer.echo(f"events stored: {result['bus']['events_stored']}")
+            for problem in result["problems"]:
+                fix = f" -> {problem['fix']}" if problem["fix"] else ""
+                typer.echo(f"problem [{problem['component']}]: {problem['problem']}{fix}")
+    if result["status"] != "ok":
+        raise typer.Exit(DEGRADED_EXIT)
 
 
 @app.command()

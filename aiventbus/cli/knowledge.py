@@ -9,8 +9,9 @@ from urllib.parse import quote
 import typer
 
 from aiventbus.cli.client import client, friendly_errors
+from aiventbus.cli.groups import command_group
 
-app = typer.Typer(help="Durable key-value facts shared by every agent.", no_args_is_help=True)
+app = command_group(help="Durable key-value facts shared by every agent.", no_args_is_help=True)
 
 
 def parse_value(text: str) -> Any:

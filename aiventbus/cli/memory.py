@@ -9,8 +9,9 @@ from urllib.parse import quote
 import typer
 
 from aiventbus.cli.client import client, friendly_errors
+from aiventbus.cli.groups import command_group
 
-app = typer.Typer(help="Distilled long-term memories.", no_args_is_help=True)
+app = command_group(help="Distilled long-term memories.", no_args_is_help=True)
 
 
 def _line(memory: dict[str, Any]) -> str:

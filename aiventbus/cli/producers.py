@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
 from aiventbus.cli import client as cli_client
 from aiventbus.cli.client import CliError, client, friendly_errors
-from aiventbus.config import Config, load_config
-from aiventbus.errors import ConfigError
-from aiventbus.producers.registry import spool_path
-from aiventbus.producers.terminal import hook_snippet
+from aiventbus.cli.groups import command_group
 
-app = typer.Typer()
+if TYPE_CHECKING:
+    from aiventbus.config import Config
+
+app = command_group()
 
 
 def load_settings() -> Config:
     """The config the daemon uses (the same search path and --config as every command)."""
+    from aiventbus.config import load_config
+    from aiventbus.errors import ConfigError
+
     try:
         return load_config(cli_client._config_path)
     except ConfigError as error:
@@ -52,5 +56,8 @@ def hook(shell: str = typer.Argument(..., help="bash or zsh")) -> None:
     with friendly_errors():
         if shell not in {"bash", "zsh"}:
             raise CliError(f"shell: no hook for {shell!r} (choose bash or zsh)")
+        from aiventbus.producers.registry import spool_path
+        from aiventbus.producers.terminal import hook_snippet
+
         config = load_settings()
         typer.echo(hook_snippet(shell, spool_path(config.producers, config.state_dir)), nl=False)

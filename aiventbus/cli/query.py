@@ -6,16 +6,31 @@ import json
 import re
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketException
-from websockets.sync.client import ClientConnection, connect
 
-from aiventbus.cli.client import CliError, DaemonClient, client, friendly_errors
+from aiventbus.cli.client import CliError, DaemonClient, client, friendly_errors, not_running
+from aiventbus.cli.groups import command_group
+from aiventbus.cli.query_report import (
+    WaitReason,
+    accepted_summary,
+    action_line,
+    rejection_line,
+    rejections,
+    wait_reason,
+)
+from aiventbus.cli.waiting import WaitDisplay
 
-app = typer.Typer()
+if TYPE_CHECKING:
+    from websockets.sync.client import ClientConnection
+
+app = command_group()
 SUMMARY_START = re.compile(r'"summary"\s*:\s*"')
+DEFAULT_TIMEOUT = 120.0
+POLL_SECONDS = 2.0
+# After the assignment says `expired`, how long to wait for system.assignment_expired (it carries the waited time).
+EXPIRY_EVENT_GRACE = 5.0
 ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
@@ -70,12 +85,17 @@ def ws_url(daemon: DaemonClient) -> str:
 
 
 def open_live(daemon: DaemonClient) -> ClientConnection:
+    from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketException
+    from websockets.sync.client import connect
+
     try:
         socket = connect(ws_url(daemon), additional_headers=daemon.headers(), proxy=None, open_timeout=10)
     except InvalidStatus as error:
+        # A refused handshake carries no reason; an authenticated request tells a bad token apart (and says so).
+        daemon.get("/api/v1/events", limit=1)
         raise CliError(f"the daemon refused the live connection (HTTP {error.response.status_code})") from None
     except (OSError, InvalidHandshake, TimeoutError):
-        raise CliError(f"the daemon is not running at {daemon.base_url} (start it: python -m aiventbus)") from None
+        raise not_running(daemon.base_url) from None
     try:
         hello = json.loads(socket.recv(timeout=10))
     except (TimeoutError, WebSocketException, ValueError):
@@ -87,8 +107,16 @@ def open_live(daemon: DaemonClient) -> ClientConnection:
     return socket
 
 
+class QuestionExpired(CliError):
+    """The daemon expired the queued question; the fix, when known, is added by the caller."""
+
+
 class QueryWatch:
-    """Follows the live messages about one published event until its answer (or a failure) arrives."""
+    """Follows the live messages about one published event until its answer (or a failure) arrives.
+
+    The answer is complete once the answering agent's assignment is `completed`: the daemon handles the proposed
+    actions between publishing the response and completing the assignment.
+    """
 
     def __init__(self, event_id: str, stream_tokens: bool) -> None:
         self.event_id = event_id
@@ -97,7 +125,18 @@ class QueryWatch:
         self.attempt = 1
         self.streamed = False
         self.response: dict[str, Any] | None = None
-        self.waiting_noted = False
+        self.completed = False
+        self.expired_reason: str | None = None
+        self.expired_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.response is not None and (self.completed or not self.proposals)
+
+    @property
+    def proposals(self) -> list[Any]:
+        payload = (self.response or {}).get("payload") or {}
+        return list(payload.get("proposed_actions") or [])
 
     def handle(self, message: dict[str, Any]) -> bool:
         """True once the answer is in; raises CliError when the event cannot be answered."""
@@ -107,13 +146,24 @@ class QueryWatch:
         elif channel == "assignment" and data.get("event_id") == self.event_id:
             self._assignment(data)
         elif channel == "event" and data.get("parent_event") == self.event_id:
-            if data.get("topic") == "system.parse_failure":
-                error = data.get("payload", {}).get("error", "")
-                raise CliError(f"the agent's answer was not valid JSON even after a repair attempt: {error}")
-            if str(data.get("source", "")).startswith("agent:"):
-                self.response = data
-                return True
-        return False
+            self._event(data)
+        return self.done
+
+    def check_expiry(self) -> None:
+        """End on an `expired` assignment whose system.assignment_expired event did not come."""
+        if self.expired_at is not None and time.monotonic() - self.expired_at >= EXPIRY_EVENT_GRACE:
+            raise QuestionExpired(f"your question expired in the queue: {self.expired_reason}")
+
+    def _event(self, data: dict[str, Any]) -> None:
+        topic, payload = data.get("topic"), data.get("payload") or {}
+        if topic == "system.parse_failure":
+            error = payload.get("error", "")
+            raise CliError(f"the agent's answer was not valid JSON even after a repair attempt: {error}")
+        if topic == "system.assignment_expired":
+            waited = float(payload.get("waited_seconds") or 0)
+            raise QuestionExpired(f"your question expired after {waited:.0f} s in the queue: {payload.get('reason')}")
+        if self.response is None and str(data.get("source", "")).startswith("agent:"):
+            self.response = data
 
     def _token(self, data: dict[str, Any]) -> None:
         if data.get("attempt", 1) != self.attempt:
@@ -132,22 +182,63 @@ class QueryWatch:
         if state == "unrouted":
             raise CliError(
                 "no agent handles user.query: create an agent and a routing rule for user.* "
-                "(POST /api/v1/agents, POST /api/v1/routing-rules)"
+                "(aibus agents add, aibus rules add)"
             )
         if state == "failed":
             raise CliError(f"the agent failed: {data.get('error') or 'unknown error'}")
-        if state == "requeued" and data.get("error") and not self.waiting_noted:
-            self.waiting_noted = True
-            typer.echo(f"aibus: waiting: {data['error']}", err=True)
+        if state == "expired" and self.expired_at is None:
+            self.expired_reason = data.get("error") or "no model could take it in time"
+            self.expired_at = time.monotonic()
+        if state == "completed" and self.response is not None:
+            self.completed = data.get("agent_id") == (self.response.get("payload") or {}).get("agent_id")
+
+
+class Waiter:
+    """Asks the daemon why the question has no answer yet, at most every POLL_SECONDS, and shows it."""
+
+    def __init__(self, daemon: DaemonClient, event_id: str, display: WaitDisplay) -> None:
+        self.daemon = daemon
+        self.event_id = event_id
+        self.display = display
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.next_poll = time.monotonic() + min(POLL_SECONDS, 1.0)
+        self.reason: WaitReason | None = None
+
+    def tick(self, watch: QueryWatch) -> None:
+        if watch.streamed or watch.response is not None:
+            self.display.stop()
+            return
+        if time.monotonic() >= self.next_poll:
+            self.next_poll = time.monotonic() + POLL_SECONDS
+            self.reason = self._reason()
+            self.display.show(str(self.reason), self.reason.stalled)
+        else:
+            self.display.refresh()
+
+    def _reason(self) -> WaitReason:
+        assignments = self.daemon.get(f"/api/v1/events/{self.event_id}/assignments")["assignments"]
+        problems = self.daemon.get("/api/v1/system/status")["problems"]
+        for assignment in assignments:
+            agent_id = str(assignment["agent_id"])
+            if agent_id not in self.agents:
+                try:
+                    self.agents[agent_id] = self.daemon.get(f"/api/v1/agents/{agent_id}")
+                except CliError:
+                    self.agents[agent_id] = {}  # deleted meanwhile: its problems cannot be told apart
+        return wait_reason(assignments, problems, self.agents)
 
 
 @app.command()
 def query(
     text: str = typer.Argument(..., help="what to ask"),
-    timeout: float = typer.Option(300.0, "--timeout", min=1, help="seconds to wait for the answer"),
-    as_json: bool = typer.Option(False, "--json", help="print the response event's payload as JSON"),
+    timeout: float = typer.Option(
+        DEFAULT_TIMEOUT, "--timeout", min=1, help="give up after this many seconds (the reason is shown while waiting)"
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="print the response event's payload as JSON, with the accepted and rejected actions"
+    ),
 ) -> None:
-    """Ask the agents (publishes user.query) and print the answer as it streams."""
+    """Ask the agents (publishes user.query) and print the answer as it streams, then what became of its actions."""
     with friendly_errors():
         if not text.strip():
             raise CliError("the question is empty")
@@ -155,31 +246,77 @@ def query(
         with open_live(daemon) as live:
             event = daemon.post("/api/v1/events", {"topic": "user.query", "payload": {"text": text}, "source": "user"})
             watch = QueryWatch(event["id"], stream_tokens=not as_json)
-            deadline = time.monotonic() + timeout
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise CliError(f"no answer within {timeout:g}s (event {event['id']}: aibus events --topic user.*)")
-                try:
-                    message = json.loads(live.recv(timeout=remaining))
-                except TimeoutError:
-                    continue
-                except WebSocketException:
-                    raise CliError("the daemon closed the live connection before the answer arrived") from None
-                if watch.handle(message):
-                    break
-        _print_answer(watch, as_json)
+            display = WaitDisplay("an answer", timeout)
+            waiter = Waiter(daemon, event["id"], display)
+            try:
+                _follow(live, watch, waiter, timeout)
+            except QuestionExpired as expired:
+                fix = f" -> {waiter.reason.fix}" if waiter.reason and waiter.reason.fix else ""
+                raise CliError(f"{expired}{fix}") from None
+            except CliError:
+                if watch.streamed:
+                    typer.echo("")
+                raise
+            finally:
+                display.stop()
+        _print_answer(daemon, watch, as_json)
 
 
-def _print_answer(watch: QueryWatch, as_json: bool) -> None:
+def _follow(live: ClientConnection, watch: QueryWatch, waiter: Waiter, timeout: float) -> None:
+    from websockets.exceptions import WebSocketException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CliError(gave_up(timeout, watch.event_id, waiter.display.reason))
+        waiter.tick(watch)
+        watch.check_expiry()
+        try:
+            message = json.loads(live.recv(timeout=min(remaining, 0.5)))
+        except TimeoutError:
+            continue
+        except WebSocketException:
+            raise CliError("the daemon closed the live connection before the answer arrived") from None
+        if message.get("channel") == "token" and (message.get("data") or {}).get("event_id") == watch.event_id:
+            waiter.display.stop()  # the answer streams to stdout from here on
+        if watch.handle(message):
+            return
+
+
+def gave_up(timeout: float, event_id: str, reason: str) -> str:
+    why = f": {reason}" if reason else ""
+    return f"no answer within {timeout:g} s{why} (event {event_id}; wait longer with --timeout)"
+
+
+def _print_answer(daemon: DaemonClient, watch: QueryWatch, as_json: bool) -> None:
     assert watch.response is not None
     payload = watch.response.get("payload", {})
+    accepted, rejected = _fates(daemon, watch) if watch.proposals else ([], [])
     if as_json:
-        typer.echo(json.dumps({**payload, "event_id": watch.response.get("id")}, indent=2, ensure_ascii=False))
+        shown = {
+            **payload,
+            "event_id": watch.response.get("id"),
+            "actions": [accepted_summary(action) for action in accepted],
+            "rejected": rejected,
+        }
+        typer.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
     if watch.streamed:
         typer.echo("")
     else:
         typer.echo(str(payload.get("summary", "")))
-    for action in payload.get("proposed_actions") or []:
-        typer.echo(f"proposed action: {action.get('action_type')}")
+    for action in accepted:
+        typer.echo(action_line(action))
+    for rejection in rejected:
+        typer.echo(rejection_line(rejection))
+
+
+def _fates(daemon: DaemonClient, watch: QueryWatch) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The actions the daemon accepted from this response (oldest first), and the proposals it rejected."""
+    assert watch.response is not None
+    response_id, trace_id = watch.response["id"], watch.response["trace_id"]
+    history = daemon.get("/api/v1/actions/history", trace_id=trace_id, limit=1000)["actions"]
+    accepted = sorted((a for a in history if a.get("response_event_id") == response_id), key=lambda a: a["created_at"])
+    trace = daemon.get(f"/api/v1/events/trace/{trace_id}")["events"]
+    return accepted, rejections(trace, response_id)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from aiventbus.actions.models import answer_schemas
@@ -24,11 +25,20 @@ from aiventbus.core.agent_spec import (
     response_topic,
 )
 from aiventbus.core.bus import EventBus
-from aiventbus.core.context import PromptBundle
+from aiventbus.core.context import PromptBundle, estimate_tokens
 from aiventbus.core.events import Event, EventIn, new_id
 from aiventbus.core.executor import RunContext
 from aiventbus.core.prompts import system_prompt
 from aiventbus.core.scheduler import OutcomeKind, RunOutcome
+from aiventbus.core.token_budget import (
+    FIT_ROUNDS,
+    EstimateMargins,
+    answer_room,
+    answer_token_limit,
+    padded,
+    shrunk_context,
+    templated_tokens,
+)
 from aiventbus.errors import (
     ChainLimitExceeded,
     LLMError,
@@ -38,9 +48,15 @@ from aiventbus.errors import (
     ValidationFailed,
 )
 from aiventbus.labels import join
-from aiventbus.llm.base import ChatRequest, ChatResult, LLMProvider, ModelCheck
+from aiventbus.llm.base import ChatMessage, ChatRequest, ChatResult, LLMProvider, ModelCheck, count_tokens
 from aiventbus.llm.registry import LLMRegistry
-from aiventbus.llm.structured import AgentResponse, agent_response_schema, parse_agent_response, repair_messages
+from aiventbus.llm.structured import (
+    AgentResponse,
+    agent_response_schema,
+    parse_agent_response,
+    repair_messages,
+    summary_cap,
+)
 from aiventbus.store.agents import AgentTable
 from aiventbus.store.assignments import Assignment, AssignmentTable, ResponseRow
 from aiventbus.telemetry import Metrics
@@ -48,18 +64,21 @@ from aiventbus.values import escaped
 
 log = logging.getLogger(__name__)
 
-ANSWER_TOKENS_MAX = 512
-ANSWER_TOKENS_MIN = 64
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    """The messages of one call, their token count (`counted`: by the server's tokenizer, else a padded estimate)
+    and the unpadded estimate, which the usage the server reports back is compared with."""
+
+    bundle: PromptBundle
+    messages: list[ChatMessage]
+    tokens: int
+    estimate: int
+    counted: bool
 
 
-def answer_token_limit(agent_max: int | None, window: int | None, prompt_estimate: int) -> int:
-    """The request's max_tokens, never unset: the agent's own, else what the window leaves after the prompt (bounded),
-    so a runaway answer ends at a known length instead of filling the context."""
-    if agent_max is not None:
-        return agent_max
-    if window is None:
-        return ANSWER_TOKENS_MAX
-    return max(ANSWER_TOKENS_MIN, min(ANSWER_TOKENS_MAX, window - prompt_estimate))
+def _as_built(messages: list[ChatMessage]) -> list[ChatMessage]:
+    return messages
 
 
 class ContextBuilder(Protocol):
@@ -247,6 +266,7 @@ class AgentRunner:
         self.ollama = ollama
         self.clock = clock
         self._outage_started: dict[str, float] = {}
+        self.margins = EstimateMargins()
 
     # -- what the scheduler asks ---------------------------------------------------------------
 
@@ -273,32 +293,48 @@ class AgentRunner:
 
     # -- one run -------------------------------------------------------------------------------
 
+    def window_of(self, agent: AgentSpec) -> int:
+        """The context window calls are fitted into: the server's own, else the agent's, else the stated default."""
+        reported = self.llm.context_tokens(agent.provider, self.base_url_of(agent), agent.model)
+        return reported or agent.context_tokens or self.ollama.context_tokens
+
     async def _run(self, agent: AgentSpec, event: Event, assignment: Assignment, worker: str) -> RunOutcome:
         provider = self.llm.provider(agent.provider, self.base_url_of(agent), lane=assignment.lane)
         prompt = system_prompt(agent, self.executor.prompt_section(agent.allowed_actions))
-        base_url = self.base_url_of(agent)
-        window = self.llm.context_tokens(agent.provider, base_url, agent.model)
-        bundle = await self.context.build(agent, event, prompt, window)
-        available = self.executor.available_actions(agent.allowed_actions)
-        schema = agent_response_schema(answer_schemas(available))
-        request = ChatRequest(
-            model=agent.model,
-            messages=bundle.messages,
-            json_schema=schema,
-            temperature=agent.temperature,
-            max_tokens=answer_token_limit(agent.max_tokens, window, bundle.token_estimate),
-            keep_alive=self.ollama.keep_alive if agent.provider == "ollama" else None,
-        )
+        window = self.window_of(agent)
+        actions = answer_schemas(self.executor.available_actions(agent.allowed_actions))
         results: list[ChatResult] = []
         try:
-            results.append(await self._chat(provider, request, agent, assignment, attempt=1))
+            fitted = await self._fit(provider, agent, event, prompt, window, _as_built)
+            bundle = fitted.bundle
+            max_tokens = answer_token_limit(agent.max_tokens, window, fitted.tokens)
+            request = ChatRequest(
+                model=agent.model,
+                messages=fitted.messages,
+                json_schema=agent_response_schema(actions, summary_cap(max_tokens)),
+                temperature=agent.temperature,
+                max_tokens=max_tokens,
+                keep_alive=self.ollama.keep_alive if agent.provider == "ollama" else None,
+                # Reproducible per attempt, yet a retry samples differently from the try that failed.
+                seed=assignment.attempts,
+            )
+            results.append(await self._chat(provider, request, agent, assignment, fitted, attempt=1))
             await self._recovered(agent)
             try:
                 response = parse_agent_response(results[-1].text)
             except StructuredOutputError as first:
                 self.metrics.llm_parse_failures.labels(agent.id, agent.model).inc()
-                repair = replace(request, messages=repair_messages(bundle.messages, first.raw, first.detail))
-                results.append(await self._chat(provider, repair, agent, assignment, attempt=2))
+                shape = functools.partial(repair_messages, raw=first.raw, error=first.detail)
+                repaired = await self._fit(provider, agent, event, prompt, window, shape, built=bundle)
+                bundle = replace(bundle, taint=join(bundle.taint, repaired.bundle.taint))
+                max_tokens = answer_token_limit(agent.max_tokens, window, repaired.tokens)
+                repair = replace(
+                    request,
+                    messages=repaired.messages,
+                    json_schema=agent_response_schema(actions, summary_cap(max_tokens)),
+                    max_tokens=max_tokens,
+                )
+                results.append(await self._chat(provider, repair, agent, assignment, repaired, attempt=2))
                 try:
                     response = parse_agent_response(results[-1].text)
                 except StructuredOutputError as second:
@@ -311,8 +347,75 @@ class AgentRunner:
             return RunOutcome(OutcomeKind.retry, error.detail)
         return await self._finish(agent, event, assignment, worker, bundle, results, response)
 
+    # -- the token budget ----------------------------------------------------------------------
+
+    async def _fit(
+        self,
+        provider: LLMProvider,
+        agent: AgentSpec,
+        event: Event,
+        prompt: str,
+        window: int,
+        shape: Callable[[list[ChatMessage]], list[ChatMessage]],
+        built: PromptBundle | None = None,
+    ) -> FittedPrompt:
+        """The call's messages (`shape` of the context's), rebuilt with a proportionally smaller context until they
+        leave the answer its room in the window. Bounded: after FIT_ROUNDS rebuilds, or once a rebuild no longer
+        shrinks the prompt (only required pieces left), the smallest one goes and max_tokens takes what is left."""
+        room = window - answer_room(agent.max_tokens, window)
+        context = window
+        bundle = built or await self.context.build(agent, event, prompt, context)
+        smallest = await self._measure(provider, agent, bundle, shape(bundle.messages))
+        for _ in range(FIT_ROUNDS):
+            if smallest.tokens <= room:
+                return smallest
+            context = shrunk_context(context, smallest.tokens, room)
+            bundle = await self.context.build(agent, event, prompt, context)
+            fitted = await self._measure(provider, agent, bundle, shape(bundle.messages))
+            if fitted.tokens >= smallest.tokens:
+                break
+            smallest = fitted
+        if smallest.tokens > room:
+            log.warning(
+                "agent %s: the prompt takes %d (%s) of %d tokens even at its smallest; the answer gets what is left",
+                agent.id,
+                smallest.tokens,
+                "counted" if smallest.counted else "estimated",
+                window,
+            )
+        return smallest
+
+    async def _measure(
+        self, provider: LLMProvider, agent: AgentSpec, bundle: PromptBundle, messages: list[ChatMessage]
+    ) -> FittedPrompt:
+        """The messages' tokens by the server's tokenizer where it has one, else the estimate padded by the margin
+        learnt for that server."""
+        estimate = templated_tokens(sum(estimate_tokens(m.content) for m in messages), len(messages))
+        server = self._server_of(agent)
+        counted = await count_tokens(provider, agent.model, "\n".join(m.content for m in messages))
+        if counted is not None:
+            real = templated_tokens(counted, len(messages))
+            self.margins.observe(server, real, estimate)
+            return FittedPrompt(bundle, messages, real, estimate, counted=True)
+        return FittedPrompt(bundle, messages, padded(estimate, self.margins.margin(server)), estimate, counted=False)
+
+    def _learn(self, agent: AgentSpec, fitted: FittedPrompt, prompt_tokens: Any) -> None:
+        """The prompt tokens the server reported (Ollama's prompt_eval_count, OpenAI usage; also with a cut answer)
+        teach the margin."""
+        if isinstance(prompt_tokens, int):
+            self.margins.observe(self._server_of(agent), prompt_tokens, fitted.estimate)
+
+    def _server_of(self, agent: AgentSpec) -> str:
+        return f"{agent.provider}:{self.base_url_of(agent)}"
+
     async def _chat(
-        self, provider: LLMProvider, request: ChatRequest, agent: AgentSpec, assignment: Assignment, attempt: int
+        self,
+        provider: LLMProvider,
+        request: ChatRequest,
+        agent: AgentSpec,
+        assignment: Assignment,
+        fitted: FittedPrompt,
+        attempt: int,
     ) -> ChatResult:
         def on_token(text: str) -> None:
             self.hub.publish(
@@ -333,8 +436,11 @@ class AgentRunner:
         except BaseException as error:
             result = {LLMUnavailable: "unavailable", asyncio.CancelledError: "cancelled"}.get(type(error), "error")
             self.llm.record_call(agent.id, agent.model, result, seconds=time.perf_counter() - started)
+            if isinstance(error, LLMError):
+                self._learn(agent, fitted, error.data.get("prompt_tokens"))
             raise
         self.llm.record_call(agent.id, agent.model, "ok", answer, seconds=time.perf_counter() - started)
+        self._learn(agent, fitted, answer.prompt_tokens)
         return answer
 
     def _row(

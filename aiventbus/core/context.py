@@ -9,25 +9,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiventbus.core.agent_spec import AgentSpec, agent_slug
-from aiventbus.core.events import Event
+from aiventbus.core.events import Event, lane_of
 from aiventbus.core.knowledge import KnowledgeStore
-from aiventbus.core.memory.search import query_terms
+from aiventbus.core.memory.model import Memory
+from aiventbus.core.memory.search import content_terms, same_fact
 from aiventbus.core.memory.store import MemoryStore
+from aiventbus.core.prompts import QUESTION_EXAMPLES, example_reply
 from aiventbus.labels import join
 from aiventbus.llm.base import ChatMessage
 from aiventbus.producers.redaction import mask_secrets
 from aiventbus.store.database import Database
 from aiventbus.store.events import EventQueries
+from aiventbus.store.knowledge import KnowledgeEntry
 from aiventbus.values import load_stored
 
 EVENT_TEXT_CHARS = 8000
 REF_TEXT_CHARS = 2000
 TURN_TEXT_CHARS = 1500
-KNOWLEDGE_WORDS = 8
 KNOWLEDGE_MATCHES = 10
-SYSTEM_FACTS = 30
 
-PieceKind = Literal["system", "event", "context_ref", "transcript", "pinned", "knowledge", "memory"]
+PieceKind = Literal["system", "event", "context_ref", "transcript", "recent", "pinned", "knowledge", "memory"]
 # English text averages about four characters per token with the usual BPE vocabularies; cheap and close enough
 # for budgeting, and the answer reserve absorbs the error.
 CHARS_PER_TOKEN = 4
@@ -59,6 +60,7 @@ class Piece:
     required: bool = False
     taint: tuple[str, ...] = ()
     reply: str = ""
+    heading: str = "Event:\n"  # how the event piece is introduced; a user's question stands as "Question: ..."
 
     @property
     def tokens(self) -> int:
@@ -174,29 +176,76 @@ def marked(piece: Piece) -> str:
     return f"[untrusted: {', '.join(piece.taint)}] {piece.text}" if piece.taint else piece.text
 
 
-def assemble(system_prompt: str, kept: list[Piece], taint: list[str]) -> list[ChatMessage]:
-    """System prompt with pinned facts, knowledge and memories; transcript turns; refs and the event last.
-    Every piece with untrusted origins is marked where it stands, and the note up front names them all."""
+# The most of the prompt budget the worked examples may take (they take ~8% of a 2,048-token window's budget).
+EXAMPLES_BUDGET_SHARE = 0.25
+
+
+def question_of(event: Event) -> str | None:
+    """The text of a user's question (`payload.text` of an interactive event), if it is one."""
+    text = event.payload.get("text")
+    return text.strip() if isinstance(text, str) and text.strip() else None
+
+
+def examples_text(examples: Sequence[tuple[str, str]]) -> str:
+    return "\n".join(f"{asked}\n{example_reply(answer)}" for asked, answer in examples)
+
+
+def worked_examples(budget: int) -> Sequence[tuple[str, str]]:
+    """The worked questions when they fit in a modest share of the prompt budget, else none: in a small window the
+    facts and the question itself matter more than showing the answer's shape."""
+    fits = estimate_tokens(examples_text(QUESTION_EXAMPLES)) <= budget * EXAMPLES_BUDGET_SHARE
+    return QUESTION_EXAMPLES if fits else ()
+
+
+def assemble(
+    system_prompt: str, kept: list[Piece], taint: list[str], examples: Sequence[tuple[str, str]] = ()
+) -> list[ChatMessage]:
+    """System prompt with pinned facts; worked examples and transcript turns as earlier chat turns; then one message
+    with knowledge, memories, refs and the event last, so the facts stand next to the question. Every piece with
+    untrusted origins is marked where it stands, and the note up front names them all."""
     sections: list[str] = [system_prompt.strip()] if system_prompt.strip() else []
-    titles = {
-        "pinned": "Pinned facts (always true here):",
-        "knowledge": "Known facts (key = value):",
-        "memory": "Recalled long-term memories (may be out of date):",
-    }
-    for kind, title in titles.items():
-        lines = [marked(piece) for piece in kept if piece.kind == kind]
-        if lines:
-            sections.append("\n".join([title, *lines]))
+    lines = [marked(piece) for piece in kept if piece.kind == "pinned"]
+    if lines:
+        sections.append("\n".join(["Pinned facts (always true here):", *lines]))
     messages = [ChatMessage("system", "\n\n".join(sections))]
+    for asked, answer in examples:
+        messages += [ChatMessage("user", asked), ChatMessage("assistant", example_reply(answer))]
     turns = sorted((piece for piece in kept if piece.kind == "transcript"), key=lambda piece: piece.created_at)
     for turn in turns:
         messages.append(ChatMessage("user", marked(turn)))
         messages.append(ChatMessage("assistant", turn.reply))
     final: list[str] = [untrusted_note(taint)] if taint else []
+    recent = sorted((piece for piece in kept if piece.kind == "recent"), key=lambda piece: -piece.created_at)
+    if recent:
+        final.append("\n".join(["Recent events (newest first):", *(marked(piece) for piece in recent)]))
+    titles = {"knowledge": "Known facts:", "memory": "Recalled long-term memories (may be out of date):"}
+    for kind, title in titles.items():
+        lines = [marked(piece) for piece in kept if piece.kind == kind]
+        if lines:
+            final.append("\n".join([title, *lines]))
     final.extend(f"Related event {piece.ref}:\n{marked(piece)}" for piece in kept if piece.kind == "context_ref")
-    final.extend(f"Event:\n{marked(piece)}" for piece in kept if piece.kind == "event")
+    final.extend(f"{piece.heading}{marked(piece)}" for piece in kept if piece.kind == "event")
     messages.append(ChatMessage("user", "\n\n".join(final)))
     return messages
+
+
+def is_conversation(event: Event, interactive_prefixes: Sequence[str]) -> bool:
+    """Whether the event is part of a conversation with the user (the interactive lane): only then do earlier turns
+    belong in the prompt; replayed into ambient or critical events they are what a small model copies."""
+    return lane_of(event.topic, list(interactive_prefixes), []) == "interactive"
+
+
+def fact_terms(entry: KnowledgeEntry) -> list[str]:
+    """The content words of a knowledge entry's key and value, to compare with what a memory says."""
+    return content_terms(f"{entry.key} {json.dumps(entry.value, ensure_ascii=False)}")
+
+
+def without_known_facts(memories: list[Memory], facts: list[KnowledgeEntry]) -> list[Memory]:
+    """The memories that do not state a fact the knowledge entries already give (the entry is kept: it is exact)."""
+    known = [fact_terms(entry) for entry in facts]
+    return [
+        memory for memory in memories if not any(same_fact(terms, content_terms(memory.content)) for terms in known)
+    ]
 
 
 class ContextEngine:
@@ -213,6 +262,7 @@ class ContextEngine:
         recall_limit: int,
         agent_ids: Callable[[], Awaitable[set[str]]] | None = None,
         secrets: Callable[[], Sequence[str]] = tuple,
+        interactive_prefixes: Sequence[str] = ("user.",),
     ) -> None:
         self.db = db
         self.events = EventQueries(db)
@@ -224,6 +274,7 @@ class ContextEngine:
         self.recall_limit = recall_limit
         self.agent_ids = agent_ids or self._stored_agent_ids
         self.secrets = secrets
+        self.interactive_prefixes = tuple(interactive_prefixes)
 
     async def build(
         self, agent: AgentSpec, event: Event, system_prompt: str, context_tokens: int | None = None
@@ -232,21 +283,35 @@ class ContextEngine:
         window = context_tokens or agent.context_tokens or self.default_context_tokens
         budget = prompt_budget(window, agent.max_tokens or self.answer_tokens)
         query = search_text(event)
+        conversation = is_conversation(event, self.interactive_prefixes)
+        question = question_of(event) if conversation else None
+        examples = worked_examples(budget) if question else ()
         system = Piece("system", "system_prompt", system_prompt, 1.0, required=True)
-        room = max(64, budget - system.tokens - 64)
-        text = truncate_to_tokens(event_text(event), room)
-        head = Piece("event", event.id, text, 1.0, event.created_at, required=True, taint=tuple(event.taint))
-        pieces = [system, head]
+        shots = Piece("system", "examples", examples_text(examples), 1.0, required=True)
+        room = max(64, budget - system.tokens - shots.tokens - 64)
+        text, heading = (f"Question: {question}", "") if question else (event_text(event), "Event:\n")
+        head = Piece(
+            "event",
+            event.id,
+            truncate_to_tokens(text, room),
+            1.0,
+            event.created_at,
+            required=True,
+            taint=tuple(event.taint),
+            heading=heading,
+        )
+        pieces = [system, shots, head] if examples else [system, head]
         pieces += await self._refs(event)
         pieces += await self._transcript(agent, event)
         pieces += await self._pinned(agent)
-        pieces += await self._knowledge(query)
-        pieces += await self._memories(agent, event, query)
+        facts = await self.knowledge.relevant(query, KNOWLEDGE_MATCHES)
+        pieces += knowledge_pieces(facts)
+        pieces += await self._memories(agent, event, query, [entry for entry, _ in facts])
         kept, dropped = fit_to_budget(pieces, budget)
         taint = join(*(piece.taint for piece in kept))
         messages = [
             ChatMessage(message.role, mask_secrets(message.content, self.secrets()))
-            for message in assemble(system_prompt, kept, taint)
+            for message in assemble(system_prompt, kept, taint, examples)
         ]
         return PromptBundle(
             messages=messages,
@@ -309,23 +374,34 @@ class ContextEngine:
         ]
 
     async def _transcript(self, agent: AgentSpec, event: Event) -> list[Piece]:
-        if self.transcript_turns <= 0:
+        """Earlier questions with their answers as chat turns; the other events the agent handled meanwhile as a list
+        of recent events without its answers to them (an answer about a file event is what a small model would
+        repeat as the answer to the next question)."""
+        if self.transcript_turns <= 0 or not is_conversation(event, self.interactive_prefixes):
             return []
         pieces = []
         turns = await self.recent_transcript(agent.id, self.transcript_turns, event.id)
         # A broken answer in the transcript is what a small model copies next: only valid turns are replayed.
         for age, turn in enumerate(turn for turn in turns if turn.parsed):
-            asked = f"Earlier event {turn.topic}: {turn.payload}"[:TURN_TEXT_CHARS]
             relevance = max(0.3, 0.8 - 0.05 * age)
+            payload = load_stored(turn.payload)
+            taint = tuple(turn.taint)
+            if lane_of(turn.topic, list(self.interactive_prefixes), []) != "interactive":
+                line = f"- {turn.topic}: {json.dumps(payload, ensure_ascii=False)}"[:TURN_TEXT_CHARS]
+                pieces.append(Piece("recent", turn.event_id, line, relevance, turn.created_at, taint=taint))
+                continue
+            text = payload.get("text") if isinstance(payload, dict) else None
+            asked = f"Question: {text}" if isinstance(text, str) and text.strip() else f"Event {turn.topic}: {payload}"
+            reply = turn.answer[:TURN_TEXT_CHARS]
             pieces.append(
                 Piece(
                     "transcript",
                     turn.response_id,
-                    asked,
+                    asked[:TURN_TEXT_CHARS],
                     relevance,
                     turn.created_at,
-                    taint=tuple(turn.taint),
-                    reply=turn.answer[:TURN_TEXT_CHARS],
+                    taint=taint,
+                    reply=reply,
                 )
             )
         return pieces
@@ -336,30 +412,35 @@ class ContextEngine:
             for pin in await self.knowledge.pinned_for(agent.id)
         ]
 
-    async def _knowledge(self, query: str) -> list[Piece]:
-        matched = await self.knowledge.matching_words(query_terms(query, KNOWLEDGE_WORDS), KNOWLEDGE_MATCHES)
-        facts = await self.knowledge.list("system.", SYSTEM_FACTS)
-        pieces: dict[str, Piece] = {}
-        for entry, relevance in [*((e, 0.6) for e in matched), *((e, 0.35) for e in facts)]:
-            text = f"- {entry.key} = {json.dumps(entry.value, ensure_ascii=False)}"[:REF_TEXT_CHARS]
-            piece = Piece("knowledge", entry.key, text, relevance, entry.updated_at, taint=tuple(entry.taint))
-            pieces.setdefault(entry.key, piece)
-        return list(pieces.values())
-
-    async def _memories(self, agent: AgentSpec, event: Event, query: str) -> list[Piece]:
+    async def _memories(self, agent: AgentSpec, event: Event, query: str, facts: list[KnowledgeEntry]) -> list[Piece]:
         scopes = await self.recall_scopes(agent, event)
-        recalled = await self.memory.recall(scopes, query, self.recall_limit)
+        recalled = without_known_facts(await self.memory.recall(scopes, query, self.recall_limit), facts)
         return [
             Piece(
                 "memory",
                 memory.id,
                 f"- [{memory.kind}, {memory.scope}] {memory.content}",
-                0.5 + 0.4 * memory.importance,
+                0.4 + 0.4 * (memory.score or 0.0) + 0.1 * memory.importance,
                 memory.created_at,
                 taint=tuple(memory.taint),
             )
             for memory in recalled
         ]
+
+
+def knowledge_pieces(facts: list[tuple[KnowledgeEntry, float]]) -> list[Piece]:
+    """One piece per relevant entry; the more of its key the event names, the sooner it is kept."""
+    return [
+        Piece(
+            "knowledge",
+            entry.key,
+            f"- {entry.key} = {json.dumps(entry.value, ensure_ascii=False)}"[:REF_TEXT_CHARS],
+            0.5 + 0.4 * score,
+            entry.updated_at,
+            taint=tuple(entry.taint),
+        )
+        for entry, score in facts
+    ]
 
 
 __all__ = ["ContextEngine", "Included", "Piece", "PromptBundle", "estimate_tokens", "fit_to_budget", "prompt_budget"]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiventbus.core.events import new_id
+from aiventbus.core.memory.search import RELEVANCE_THRESHOLD, content_terms, is_relevant, overlap_score
 from aiventbus.errors import ValidationFailed
 from aiventbus.labels import join
 from aiventbus.platform.facts import collect_system_facts
@@ -26,6 +27,22 @@ PIN_OWNER_PATTERN = re.compile(r"^(global|agent_[A-Za-z0-9_\-]{1,100})$")
 MAX_KEY_CHARS = 200
 MAX_FACT_CHARS = 2000
 GLOBAL = "global"
+# How people ask for what the `system.*` facts hold, in the words of their keys.
+FACT_ALIASES = {
+    "ram": "memory",
+    "operating": "os",
+    "machine": "hostname",
+    "computer": "hostname",
+    "host": "hostname",
+    "architecture": "arch",
+    "processor": "cpu",
+    "core": "cpu",
+    "graphic": "gpu",
+    "distro": "release",
+    "distribution": "release",
+    "version": "release",
+}
+CANDIDATES_PER_MATCH = 5
 
 
 def check_key(key: str) -> str:
@@ -52,6 +69,21 @@ def encode_value(value: Any, max_bytes: int) -> str:
     if len(text.encode()) > max_bytes:
         raise ValidationFailed("value", f"{len(text.encode())} bytes exceeds memory.knowledge_value_max_bytes")
     return text
+
+
+def with_aliases(terms: builtins.list[str]) -> builtins.list[str]:
+    """The terms plus the fact-key word each alias stands for."""
+    extra = [FACT_ALIASES[term] for term in terms if term in FACT_ALIASES and FACT_ALIASES[term] not in terms]
+    return [*terms, *dict.fromkeys(extra)]
+
+
+def rank_facts(
+    terms: builtins.list[str], entries: builtins.list[KnowledgeEntry], threshold: float = RELEVANCE_THRESHOLD
+) -> builtins.list[tuple[KnowledgeEntry, float]]:
+    """The entries whose key words the event's content terms cover well enough, best first (then newest)."""
+    scored = [(entry, overlap_score(terms, content_terms(entry.key))) for entry in entries]
+    relevant = [(entry, score) for entry, score in scored if is_relevant(score, threshold)]
+    return sorted(relevant, key=lambda pair: (-pair[1], -pair[0].updated_at, pair[0].key))
 
 
 def check_pin_owner(agent_id: str) -> str:
@@ -119,7 +151,15 @@ class KnowledgeStore:
         return await self.table.delete(check_key(key))
 
     async def matching_words(self, words: builtins.list[str], limit: int) -> builtins.list[KnowledgeEntry]:
+        """Entries whose key contains any of `words` (no scoring: see `relevant`)."""
         return await self.table.matching_any([w.lower() for w in words], limit)
+
+    async def relevant(self, text: str, limit: int) -> builtins.list[tuple[KnowledgeEntry, float]]:
+        """The entries `text` is about, with their relevance (0-1), best first; `system.*` facts only when the text
+        names what they hold (hostname, os, memory...), never for a generic word such as `user` or `system`."""
+        terms = with_aliases(content_terms(text))
+        candidates = await self.matching_words(terms, limit * CANDIDATES_PER_MATCH)
+        return rank_facts(terms, candidates)[:limit]
 
     # -- pinned facts --------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aiventbus.core.agent_spec import AgentSpec
 
 RESPONSE_FORMAT = """\
@@ -20,6 +22,27 @@ Event: user.query {"text": "What is 7 times 6?"}
 Event: log.error {"message": "disk /dev/sda1 is 97% full"}
 {"type": "analysis", "summary": "The disk /dev/sda1 is almost full (97%); free some space soon.", \
 "confidence": 0.8, "proposed_actions": []}"""
+
+# Worked questions replayed as earlier chat turns before the user's question: SmolLM2-135M copies the shape of a turn
+# far better than it follows a description (measured: 2 of 8 known answers with the format text alone, 6 of 8 with
+# these turns and the question asked as "Question: ..."). Each shows one use of the context: related events, a known
+# fact, none. The order matters: the model leans on the last one, so the plainest comes last (with the security
+# example last, 5 of 8 arithmetic answers began "The log.auth event: ..."; with this order none, and 7 of 12 right).
+QUESTION_EXAMPLES: tuple[tuple[str, str], ...] = (
+    (
+        'Related events:\n- log.info: {"message": "printer paper loaded"}\n'
+        '- log.auth: {"message": "20 failed sudo attempts by guest"}\n\nQuestion: Which event is a security problem?',
+        "The log.auth event: 20 failed sudo attempts by guest.",
+    ),
+    ('Known facts:\n- user.car_color = "red"\n\nQuestion: What color is my car?', "Your car is red."),
+    ("Question: What is 7 times 6?", "7 times 6 is 42."),
+)
+
+
+def example_reply(summary: str) -> str:
+    """An example answer exactly as the response format asks for it."""
+    return json.dumps({"type": "answer", "summary": summary, "confidence": 0.9, "proposed_actions": []})
+
 
 NO_ACTIONS = "## Actions\nNo actions are available to you: keep proposed_actions an empty list."
 

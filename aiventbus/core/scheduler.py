@@ -1,6 +1,7 @@
 """Three lanes of agent work: reserved interactive workers, critical before ambient, ambient preempted.
 
-Dispatch is event-driven (a condition woken by every change); the only polling is the lease-expiry check.
+Dispatch is event-driven (a condition woken by every change); the only polling is the lease-expiry check and
+the sweep that expires interactive work which waited longer than `lanes.interactive_expiry_seconds`.
 A single local LLM server serializes generations, so while interactive work is queued or running no ambient
 generation runs: a running one is cancelled and re-queued without spending an attempt.
 """
@@ -15,7 +16,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -27,6 +28,7 @@ from aiventbus.telemetry import Metrics
 
 T = TypeVar("T")
 LANES = ("interactive", "critical", "ambient")
+EXPIRING_LANES = frozenset({"interactive"})
 log = logging.getLogger(__name__)
 
 
@@ -65,11 +67,44 @@ class _Outage:
     delay: float = 0.5
     timer: asyncio.TimerHandle | None = None
     probing: str | None = None
+    reason: str = ""
+
+
+# What publishes a system event: EventBus.publish_system(name, payload, parent_event=...).
+SystemReport = Callable[..., Awaitable[Any]]
 
 
 def backoff_seconds(base: float, attempts: int) -> float:
     """Delay before retry number `attempts` (1-based): base, 2*base, 4*base..."""
     return float(base * (2 ** max(attempts - 1, 0)))
+
+
+def overdue(assignments: Iterable[Assignment], now: float, expiry_seconds: float) -> list[Assignment]:
+    """Pending work of an expiring lane that has waited `expiry_seconds` or longer since it was created
+    (0 = nothing expires). Critical and ambient work never expires: it is not waited on by a person."""
+    if expiry_seconds <= 0:
+        return []
+    return [
+        assignment
+        for assignment in assignments
+        if assignment.lane in EXPIRING_LANES
+        and assignment.status is AssignmentStatus.pending
+        and now - assignment.created_at >= expiry_seconds
+    ]
+
+
+def expiry_reason(last_error: str | None, outage_reason: str, expiry_seconds: float) -> str:
+    """The latest known cause of the wait: the assignment's own last error, its server's outage, or neither."""
+    if last_error:
+        return last_error
+    if outage_reason:
+        return outage_reason
+    return f"no worker took it within lanes.interactive_expiry_seconds ({expiry_seconds:g} s)"
+
+
+def expiry_check_interval(expiry_seconds: float) -> float:
+    """How often overdue work is looked for: a tenth of the expiry, between 50 ms and 5 s."""
+    return min(max(expiry_seconds / 10, 0.05), 5.0)
 
 
 class Scheduler:
@@ -87,6 +122,7 @@ class Scheduler:
         runner: WorkRunner | None = None,
         clock: Callable[[], float] = time.time,
         depth_sample_interval_seconds: float = 5.0,
+        report: SystemReport | None = None,
     ) -> None:
         self.table = table
         self.lanes = lanes
@@ -96,6 +132,8 @@ class Scheduler:
         self.runner = runner
         self.clock = clock
         self.depth_sample_interval_seconds = depth_sample_interval_seconds
+        self.report = report
+        self.expired_count = 0
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._ready: dict[str, deque[Assignment]] = {lane: deque() for lane in LANES}
         self._running: dict[str, _Running] = {}
@@ -118,6 +156,8 @@ class Scheduler:
             self._tasks.append(asyncio.create_task(self._worker("background"), name=f"worker-background-{index}"))
         self._tasks.append(asyncio.create_task(self._lease_monitor(), name="lease-monitor"))
         self._tasks.append(asyncio.create_task(self._depth_sampler(), name="queue-depth-sampler"))
+        if self.lanes.interactive_expiry_seconds > 0:
+            self._tasks.append(asyncio.create_task(self._expiry_monitor(), name="interactive-expiry"))
         self._wake()
 
     async def stop(self) -> None:
@@ -141,6 +181,8 @@ class Scheduler:
             "ready": {lane: len(queue) for lane, queue in self._ready.items()},
             "running": {lane: sum(1 for r in self._running.values() if r.assignment.lane == lane) for lane in LANES},
             "waiting_for_llm": {key: len(outage.parked) for key, outage in self._outages.items()},
+            "interactive_expiry_seconds": self.lanes.interactive_expiry_seconds,
+            "expired": self.expired_count,
         }
 
     # -- intake --------------------------------------------------------------------------------
@@ -293,7 +335,9 @@ class Scheduler:
             self._transition(assignment, "failed", outcome.error)
         elif outcome.kind is OutcomeKind.unavailable:
             await self.table.release([assignment.id], self.worker_id, now, outcome.error)
-            fresh = assignment.model_copy(update={"status": AssignmentStatus.pending, "worker": None})
+            fresh = assignment.model_copy(
+                update={"status": AssignmentStatus.pending, "worker": None, "last_error": outcome.error or None}
+            )
             self._transition(fresh, "requeued", outcome.error)
             self._park(fresh)
         elif outcome.kind is OutcomeKind.retry:
@@ -319,6 +363,7 @@ class Scheduler:
         outage = self._outages.setdefault(key, _Outage())
         outage.parked.append(assignment)
         outage.probing = None
+        outage.reason = assignment.last_error or outage.reason
         if outage.timer is None and not self._stopping:
             outage.timer = asyncio.get_running_loop().call_later(outage.delay, self._probe, key)
             outage.delay = min(outage.delay * 2, self.agents.llm_retry_max_seconds)
@@ -387,6 +432,72 @@ class Scheduler:
         if requeued:
             self._wake()
         return len(requeued) + len(dead)
+
+    async def _expiry_monitor(self) -> None:
+        interval = expiry_check_interval(self.lanes.interactive_expiry_seconds)
+        while True:
+            try:
+                await self.expire_overdue()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("expiring overdue interactive work failed")
+            await asyncio.sleep(interval)
+
+    async def expire_overdue(self) -> list[Assignment]:
+        """Expire interactive work that waited too long, tell the hub and publish system.assignment_expired."""
+        expiry = self.lanes.interactive_expiry_seconds
+        now = self.clock()
+        due = overdue(await self.table.pending_in_lane("interactive"), now, expiry)
+        if not due:
+            return []
+        reasons = {a.id: expiry_reason(a.last_error, self._outage_reason(a), expiry) for a in due}
+        expired = await self.table.expire(reasons, now)
+        self._forget({a.id for a in expired})
+        for assignment in expired:
+            self.expired_count += 1
+            reason = reasons[assignment.id]
+            self._transition(assignment, "expired", reason)
+            log.warning("assignment %s expired after %.0f s: %s", assignment.id, now - assignment.created_at, reason)
+            if self.report is not None:
+                await self.report(
+                    "assignment_expired",
+                    {
+                        "assignment_id": assignment.id,
+                        "event_id": assignment.event_id,
+                        "agent_id": assignment.agent_id,
+                        "waited_seconds": round(now - assignment.created_at, 3),
+                        "reason": reason,
+                    },
+                    parent_event=assignment.event_id,
+                )
+        if expired:
+            self._wake()
+        return expired
+
+    def _outage_reason(self, assignment: Assignment) -> str:
+        if self.runner is None:
+            return ""
+        outage = self._outages.get(self.runner.server_key(assignment))
+        return outage.reason if outage is not None else ""
+
+    def _forget(self, assignment_ids: set[str]) -> None:
+        """Drop settled work from the in-memory queues (a claim of it would fail anyway; this frees the slot)."""
+        if not assignment_ids:
+            return
+        for lane, queue in self._ready.items():
+            self._ready[lane] = deque(a for a in queue if a.id not in assignment_ids)
+        for key, outage in self._outages.items():
+            outage.parked = [a for a in outage.parked if a.id not in assignment_ids]
+            if outage.probing in assignment_ids and not self._stopping:
+                # The probe itself expired before it ran: let another parked one find out about the server.
+                outage.probing = None
+                if outage.timer is None:
+                    outage.timer = asyncio.get_running_loop().call_later(outage.delay, self._probe, key)
+        for assignment_id in assignment_ids:
+            handle = self._delayed.pop(assignment_id, None)
+            if handle is not None:
+                handle.cancel()
 
     async def _depth_sampler(self) -> None:
         while True:

@@ -12,7 +12,7 @@ import httpx
 
 from aiventbus.errors import LLMError, LLMUnavailable
 from aiventbus.llm import emit_token, error_text, http_timeout
-from aiventbus.llm.base import ChatRequest, ChatResult, ModelCheck, TokenCallback
+from aiventbus.llm.base import ChatRequest, ChatResult, ModelCheck, TokenCallback, truncation_problem
 from aiventbus.llm.server_info import Dialect, ServerInfo, ollama_context_tokens
 
 
@@ -55,6 +55,10 @@ class OllamaProvider:
 
     async def probe(self) -> ServerInfo:
         return self.server_info
+
+    async def count_tokens(self, model: str, text: str) -> int | None:
+        """Ollama has no tokenize endpoint: the caller estimates (and learns from `prompt_eval_count`)."""
+        return None
 
     # -- chat ----------------------------------------------------------------------------------
 
@@ -107,12 +111,20 @@ class OllamaProvider:
                     parts.append(content)
                     await emit_token(on_token, content)
                 if chunk.get("done") is True:
+                    reason = chunk.get("done_reason") if isinstance(chunk.get("done_reason"), str) else None
+                    # Ollama before 0.1.33 sends no done_reason: its final message alone means a whole answer.
+                    if reason is not None and (problem := _cut(reason, request.max_tokens)) is not None:
+                        raise LLMError(
+                            f"{problem} from Ollama at {self.base_url}",
+                            prompt_tokens=_count(chunk, "prompt_eval_count"),
+                        )
                     return ChatResult(
                         text="".join(parts),
                         prompt_tokens=_count(chunk, "prompt_eval_count"),
                         eval_tokens=_count(chunk, "eval_count"),
                         duration_seconds=self._clock() - started,
                         first_token_seconds=first_token,
+                        finish_reason=reason,
                     )
         raise LLMError(f"the stream from Ollama at {self.base_url} ended without its final done message")
 
@@ -194,6 +206,13 @@ def _decode_chunk(line: str) -> dict[str, Any]:
     if isinstance(message, dict):
         message.setdefault("content", "")
     return chunk
+
+
+def _cut(done_reason: str, max_tokens: int | None) -> str | None:
+    """Only `length` cuts an answer; `stop` ends it, and `load`/`unload` answer requests without messages."""
+    if done_reason in ("load", "unload"):
+        return None
+    return truncation_problem(done_reason, max_tokens, field="done_reason")
 
 
 def _count(chunk: dict[str, Any], key: str) -> int:

@@ -7,19 +7,23 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from aiventbus.errors import LLMError, LLMUnavailable
 from aiventbus.llm import emit_token, error_text, http_timeout
-from aiventbus.llm.base import ChatRequest, ChatResult, ModelCheck, TokenCallback
+from aiventbus.llm.base import ChatRequest, ChatResult, ModelCheck, TokenCallback, truncation_problem
 from aiventbus.llm.server_info import Dialect, ServerInfo, openai_server_info
 
 # How the JSON schema is sent, best first: the OpenAI shape (vLLM, LM Studio, llama.cpp's C++ server), then the
 # `json_object` + `schema` shape that llama-cpp-python's server (which rejects `json_schema`) understands.
 SCHEMA_STYLES: tuple[Dialect, ...] = ("json_schema", "json_object")
 SCHEMA_NAME = "agent_response"
+
+# Where a server counts tokens with the model's tokenizer: llama-cpp-python's `/extras/tokenize/count`, llama.cpp's
+# C++ server's `/tokenize`; "none" when it offers neither (vLLM, LM Studio).
+Tokenizer = Literal["extras", "tokenize", "none"]
 
 
 def api_root(base_url: str) -> str:
@@ -56,6 +60,7 @@ class OpenAICompatProvider:
         self.usage_in_stream = True
         self.server_info: ServerInfo | None = None
         self._probe_lock = asyncio.Lock()
+        self.tokenizer: Tokenizer | None = None  # found on the first count, then remembered
 
     @property
     def dialect(self) -> Dialect:
@@ -78,6 +83,43 @@ class OpenAICompatProvider:
             self.server_info = openai_server_info(props, openapi)
             self.schema_style = self.server_info.dialect
             return self.server_info
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    async def count_tokens(self, model: str, text: str) -> int | None:
+        """Tokens of `text` by the server's own tokenizer; None when it has none or cannot be reached now."""
+        try:
+            if self.tokenizer is None:
+                return await self._find_tokenizer(model, text)
+            return await self._count_with(self.tokenizer, model, text)
+        except (httpx.TransportError, ValueError, KeyError, TypeError):
+            return None
+
+    async def _find_tokenizer(self, model: str, text: str) -> int | None:
+        """Try the endpoints the probed flavour suggests first; remember the one that answers (or that none does)."""
+        flavour = self.server_info.flavour if self.server_info is not None else None
+        candidates: tuple[Tokenizer, ...] = ("tokenize", "extras") if flavour == "llama.cpp" else ("extras", "tokenize")
+        for candidate in candidates:
+            count = await self._count_with(candidate, model, text)
+            if count is not None:
+                self.tokenizer = candidate
+                return count
+        self.tokenizer = "none"
+        return None
+
+    async def _count_with(self, tokenizer: Tokenizer, model: str, text: str) -> int | None:
+        if tokenizer == "none":
+            return None
+        if tokenizer == "extras":
+            url, body = f"{self.base_url}/extras/tokenize/count", {"input": text, "model": model}
+        else:
+            url, body = f"{self.base_url}/tokenize", {"content": text}
+        response = await self._client.post(url, json=body, timeout=http_timeout(30.0))
+        if response.status_code != 200:
+            return None
+        data = response.json()
+        count = data["count"] if tokenizer == "extras" else len(data["tokens"])
+        return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
 
     async def _json_or_none(self, url: str) -> Any:
         response = await self._client.get(url, timeout=http_timeout(10.0))
@@ -151,6 +193,7 @@ class OpenAICompatProvider:
         first_token: float | None = None
         usage: dict[str, Any] = {}
         chunks = 0
+        finish_reason: str | None = None
         async with self._client.stream("POST", "/chat/completions", json=self._chat_body(request)) as response:
             if response.status_code >= 400:
                 detail = await error_text(response)
@@ -166,6 +209,7 @@ class OpenAICompatProvider:
                 chunk = _decode_chunk(data)
                 if isinstance(chunk.get("usage"), dict):
                     usage = chunk["usage"]
+                finish_reason = _finish_reason(chunk) or finish_reason
                 content = _delta_content(chunk)
                 if content:
                     if first_token is None:
@@ -175,6 +219,8 @@ class OpenAICompatProvider:
                     await emit_token(on_token, content)
             else:
                 raise LLMError(f"the stream from {self.base_url} ended without its [DONE] line")
+        if (problem := truncation_problem(finish_reason, request.max_tokens)) is not None:
+            raise LLMError(f"{problem} from {self.base_url}", prompt_tokens=_count(usage, "prompt_tokens"))
         return ChatResult(
             text="".join(parts),
             prompt_tokens=_count(usage, "prompt_tokens"),
@@ -182,6 +228,7 @@ class OpenAICompatProvider:
             eval_tokens=_count(usage, "completion_tokens") or chunks,
             duration_seconds=self._clock() - started,
             first_token_seconds=first_token,
+            finish_reason=finish_reason,
         )
 
     def _missing_model(self, model: str) -> LLMUnavailable:
@@ -289,6 +336,14 @@ def _delta_content(chunk: dict[str, Any]) -> str:
         if content:
             return content
     return ""
+
+
+def _finish_reason(chunk: dict[str, Any]) -> str | None:
+    for choice in chunk.get("choices", []):
+        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        if isinstance(reason, str) and reason:
+            return reason
+    return None
 
 
 def _count(usage: dict[str, Any], key: str) -> int:

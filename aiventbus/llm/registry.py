@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiventbus.config import Config
 from aiventbus.errors import ValidationFailed
-from aiventbus.llm.base import ChatRequest, ChatResult, LLMProvider, ModelCheck, TokenCallback
+from aiventbus.llm.base import ChatRequest, ChatResult, LLMProvider, ModelCheck, TokenCallback, count_tokens
 from aiventbus.llm.ollama import OllamaProvider
 from aiventbus.llm.openai_compat import OpenAICompatProvider, api_root
 from aiventbus.llm.server_info import ServerInfo
@@ -77,6 +78,11 @@ class _Scheduled:
         async with self._registry.slots(*self._key).hold(self.lane):
             return await inner.embed(model, texts)
 
+    async def count_tokens(self, model: str, text: str) -> int | None:
+        inner = self._registry._provider(self._key)
+        async with self._registry.slots(*self._key).hold(self.lane):
+            return await count_tokens(inner, model, text)
+
     async def close(self) -> None:
         """Close the server's connections (shared by every lane; reopened on the next request)."""
         await self._registry._close_provider(self._key)
@@ -121,6 +127,8 @@ class LLMRegistry:
         self._health: dict[Target, _Health] = {}
         self._check_locks: dict[Target, asyncio.Lock] = {}
         self._startup: asyncio.Task[None] | None = None
+        self._first_checks: dict[Target, asyncio.Task[Any]] = {}
+        self._configured: set[Target] = set()
 
     # -- providers -----------------------------------------------------------------------------
 
@@ -266,7 +274,12 @@ class LLMRegistry:
         return {self.target(t.kind, t.base_url, t.model) for t in self.users()}
 
     def status(self) -> dict[str, Any]:
+        """The targets in use now plus the configured defaults (all watched ones until the daemon says which), as
+        of this call: an agent's old model is gone after the change, a new one shows (ok: null) while its first
+        check runs."""
         used = self._in_use()
+        shown = used | self._configured if self.users is not None else set(self._health)
+        self._check_unchecked(shown)
         servers = []
         for key in sorted(set(self._providers) | set(self._slots)):
             info = server_info_of(self._providers[key]) if key in self._providers else None
@@ -278,8 +291,10 @@ class LLMRegistry:
                     **self.slots(*key).status(),
                 }
             )
-        return {
-            "targets": [
+        targets = []
+        for target in sorted(shown, key=repr):
+            health = self._health.get(target, _Health())
+            targets.append(
                 {
                     "provider": target.kind,
                     "base_url": target.base_url,
@@ -288,10 +303,24 @@ class LLMRegistry:
                     "in_use": target in used,
                     "context_tokens": self.context_tokens(target.kind, target.base_url, target.model),
                 }
-                for target, health in sorted(self._health.items(), key=lambda item: repr(item[0]))
-            ],
-            "servers": servers,
-        }
+            )
+        return {"targets": targets, "servers": servers}
+
+    def _check_unchecked(self, targets: Iterable[Target]) -> None:
+        """Start a first check of each target nobody has asked the server about yet (a new agent's model, a
+        rule that brought in one), so the status answers for it promptly instead of at its first use."""
+        for target in targets:
+            health = self._health.get(target)
+            if (health is not None and (health.check is not None or health.failing)) or target in self._first_checks:
+                continue
+            task = asyncio.get_running_loop().create_task(
+                self._check_all([target]), name=f"llm-first-check-{target.describe()}"
+            )
+            self._first_checks[target] = task
+            task.add_done_callback(functools.partial(self._first_check_done, target))
+
+    def _first_check_done(self, target: Target, _: asyncio.Task[Any]) -> None:
+        self._first_checks.pop(target, None)
 
     # -- metrics -------------------------------------------------------------------------------
 
@@ -317,7 +346,7 @@ class LLMRegistry:
         if self.config.classifier.enabled:
             targets.append(self.target("ollama", None, self.config.classifier.model))
         for target in targets:
-            self.watch(target.kind, target.base_url, target.model)
+            self._configured.add(self.watch(target.kind, target.base_url, target.model))
         self._startup = asyncio.create_task(self._check_all(targets), name="llm-startup-check")
 
     async def _check_all(self, targets: list[Target]) -> None:
@@ -333,6 +362,10 @@ class LLMRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._startup
             self._startup = None
+        first_checks = list(self._first_checks.values())
+        for task in first_checks:
+            task.cancel()
+        await asyncio.gather(*first_checks, return_exceptions=True)
         providers, self._providers = list(self._providers.values()), {}
         for provider in providers:
             try:

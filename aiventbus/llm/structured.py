@@ -64,6 +64,21 @@ TYPE_MAX_CHARS = 40
 REPAIR_EXCERPT_CHARS = 300
 REPAIR_ERROR_CHARS = 300
 SUMMARY_MAX_CHARS = 600
+SUMMARY_MIN_CHARS = 40
+# The answer's JSON around the summary (keys, punctuation, a short type, the confidence) in tokens, and the fewest
+# characters a token of the summary can hold (prose runs 3-4 per token, odd text less).
+ANSWER_FRAME_TOKENS = 48
+SUMMARY_CHARS_PER_TOKEN = 2
+
+
+def summary_cap(max_tokens: int | None) -> int:
+    """The summary's maxLength for an answer of at most `max_tokens`: short enough that the grammar closes the JSON
+    before the limit (a cut answer is a failed call), never below SUMMARY_MIN_CHARS nor above SUMMARY_MAX_CHARS."""
+    if max_tokens is None:
+        return SUMMARY_MAX_CHARS
+    room = (max_tokens - ANSWER_FRAME_TOKENS) * SUMMARY_CHARS_PER_TOKEN
+    return max(SUMMARY_MIN_CHARS, min(SUMMARY_MAX_CHARS, room))
+
 
 _SCALAR: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
 # Action fields are scalars or one flat object (e.g. tool arguments): deep free-form nesting is where small
@@ -71,8 +86,11 @@ _SCALAR: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"t
 _ACTION_FIELD: dict[str, Any] = {"anyOf": [*_SCALAR["anyOf"], {"type": "object", "additionalProperties": _SCALAR}]}
 
 
-def agent_response_schema(actions: Sequence[str] | Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The JSON schema sent as Ollama's `format` / OpenAI's `response_format`.
+def agent_response_schema(
+    actions: Sequence[str] | Mapping[str, dict[str, Any]] | None = None, summary_max_chars: int = SUMMARY_MAX_CHARS
+) -> dict[str, Any]:
+    """The JSON schema sent as Ollama's `format` / OpenAI's `response_format`; `summary_max_chars` from
+    `summary_cap(max_tokens)` keeps a whole answer within the request's max_tokens.
 
     `actions` maps each action type the agent may propose to its closed proposal schema
     (`actions.models.answer_schemas`): each item of proposed_actions is then exactly one of them, and an empty
@@ -95,7 +113,7 @@ def agent_response_schema(actions: Sequence[str] | Mapping[str, dict[str, Any]] 
         "type": "object",
         "properties": {
             "type": {"type": "string", "maxLength": TYPE_MAX_CHARS},
-            "summary": {"type": "string", "maxLength": SUMMARY_MAX_CHARS},
+            "summary": {"type": "string", "maxLength": summary_max_chars},
             "confidence": {"type": "number", "enum": CONFIDENCE_STEPS},
             "proposed_actions": proposals,
         },

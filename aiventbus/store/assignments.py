@@ -27,6 +27,7 @@ class AssignmentStatus(StrEnum):
     claimed = "claimed"
     completed = "completed"
     failed = "failed"
+    expired = "expired"  # interactive work that waited too long for a model; terminal, like failed
 
 
 class Assignment(BaseModel):
@@ -156,6 +157,12 @@ class AssignmentTable:
 
     async def pending(self) -> list[Assignment]:
         rows = await self.db.fetch_all(f"SELECT {COLUMNS} FROM assignments WHERE status = 'pending' ORDER BY seq")
+        return [row_to_assignment(row) for row in rows]
+
+    async def pending_in_lane(self, lane: str) -> list[Assignment]:
+        rows = await self.db.fetch_all(
+            f"SELECT {COLUMNS} FROM assignments WHERE status = 'pending' AND lane = ? ORDER BY seq", (lane,)
+        )
         return [row_to_assignment(row) for row in rows]
 
     async def queue_depth(self) -> dict[str, int]:
@@ -303,6 +310,26 @@ class AssignmentTable:
                 else:
                     requeued.append(fresh)
             return requeued, dead
+
+        return await self.db.write(job)
+
+    async def expire(self, reasons: dict[str, str], now: float) -> list[Assignment]:
+        """Mark still-pending assignments expired (id -> reason kept as last_error); returns those it changed."""
+
+        def job(conn: sqlite3.Connection) -> list[Assignment]:
+            expired: list[Assignment] = []
+            for assignment_id, reason in reasons.items():
+                changed = conn.execute(
+                    "UPDATE assignments SET status = 'expired', worker = NULL, lease_expires_at = NULL,"
+                    " last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+                    (reason[:2000], now, assignment_id),
+                ).rowcount
+                if not changed:
+                    continue  # claimed or settled meanwhile
+                row = conn.execute(f"SELECT {COLUMNS} FROM assignments WHERE id = ?", (assignment_id,)).fetchone()
+                settle_event(conn, row["event_id"])
+                expired.append(row_to_assignment(row))
+            return expired
 
         return await self.db.write(job)
 

@@ -106,7 +106,8 @@ async def test_garbage_is_repaired_then_reported_as_parse_failure(tmp_path: Path
 
         # One bad answer and a good repair (the real model answers the repair prompt): completed.
         ollama_server.queue_reply("no JSON here")
-        code, out, err = await run_aibus(config_path, "query", "say hello", "--timeout", "60")
+        # The repair is a real generation (up to a few hundred tokens on a busy 2-core machine): minutes, not 60 s.
+        code, out, err = await run_aibus(config_path, "query", "say hello", "--timeout", "300", timeout=330)
         assert code == 0, err
         assert out.strip()
 

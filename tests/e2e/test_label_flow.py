@@ -124,7 +124,7 @@ async def test_knowledge_written_by_a_webhook_run_stays_untrusted(tmp_path: Path
         entry = (await d.client.get("/api/v1/knowledge/system.maintenance")).json()
         assert entry["taint"] == ["webhook"]
 
-        query, prompt = await clean_request_is_parked(d, ollama_server, marker, "anything to do today?")
+        query, prompt = await clean_request_is_parked(d, ollama_server, marker, "any system maintenance to do today?")
         assert "[untrusted: webhook] - system.maintenance" in prompt
         assert (await answered(d, query["trace_id"], agent))["taint"] == ["webhook"]  # type: ignore[index]
 
@@ -260,7 +260,7 @@ async def test_a_run_tainted_only_by_its_transcript_cannot_auto_run(
         await eventually(lambda: answered(d, hook["trace_id"], agent))
 
         _, prompt = await clean_request_is_parked(d, ollama_server, marker, "go ahead")
-        assert "[untrusted: webhook] Earlier event webhook.note:" in prompt and "SYSTEM MAINTENANCE" in prompt
+        assert "[untrusted: webhook] - webhook.note:" in prompt and "SYSTEM MAINTENANCE" in prompt
 
 
 # Shapes an allowlisted program was once auto-run in (issue 11, item 4): each must wait for approval or be refused,

@@ -130,9 +130,10 @@ async def test_ollama_provider_streams_schema_valid_json(
 
 @pytest.mark.e2e
 async def test_plain_chat_without_schema(openai_provider: OpenAICompatProvider, llama_server: LlamaServer) -> None:
-    request = ChatRequest(model=llama_server.model, messages=[ChatMessage("user", "Say hello.")], max_tokens=8)
+    request = ChatRequest(model=llama_server.model, messages=[ChatMessage("user", "Say hello.")], max_tokens=200)
     result = await openai_provider.chat(request)
     assert result.text and result.eval_tokens > 0
+    assert result.finish_reason == "stop"
 
 
 # -- checks and failures -------------------------------------------------------------------------------
@@ -234,9 +235,10 @@ async def test_cancelling_mid_stream_closes_the_stream(
     with pytest.raises(asyncio.CancelledError):
         await task
     await wait_for(lambda: ollama_server.active_streams == 0)
-    # The model server is free again: a short call completes.
+    # The model server is free again: a short call runs to its limit (a cut answer is an error, never a result).
     short = ChatRequest(model=ollama_server.model, messages=[ChatMessage("user", "Hi")], max_tokens=4)
-    assert (await ollama_provider.chat(short)).eval_tokens > 0
+    with pytest.raises(LLMError, match=r"cut at max_tokens=4 \(done_reason=length\)"):
+        await ollama_provider.chat(short)
 
 
 @pytest.mark.e2e
@@ -249,7 +251,8 @@ async def test_cancelling_the_openai_stream(openai_provider: OpenAICompatProvide
     with pytest.raises(asyncio.CancelledError):
         await task
     short = ChatRequest(model=llama_server.model, messages=[ChatMessage("user", "Hi")], max_tokens=4)
-    assert (await openai_provider.chat(short)).eval_tokens > 0
+    with pytest.raises(LLMError, match=r"cut at max_tokens=4 \(finish_reason=length\)"):
+        await openai_provider.chat(short)
 
 
 # -- embeddings -----------------------------------------------------------------------------------------
@@ -387,8 +390,13 @@ async def test_a_check_never_cuts_a_running_generation(llama_server: LlamaServer
         during = await registry.check("openai", llama_server.base_url, llama_server.model, fresh=True)
         assert during.ok and transport.paths("/v1/models") == listed
         at_check = len(tokens)
-        result = await chat
-        assert result.eval_tokens > at_check and len(tokens) > at_check  # the stream went on after the check
+        # The stream went on after the check to its own end or its max_tokens; an interrupted one would end without
+        # a finish reason, which the provider reports as a cut answer.
+        try:
+            assert (await chat).finish_reason == "stop"
+        except LLMError as error:
+            assert "finish_reason=length" in error.detail, error.detail
+        assert len(tokens) > at_check
         assert (await registry.check("openai", llama_server.base_url, llama_server.model, fresh=True)).ok
         assert transport.paths("/v1/models") == listed + 1  # with the slot free, the check asks the server
         assert transport.paths("/v1/chat/completions") == 1

@@ -93,18 +93,21 @@ async def test_scoped_memory_reaches_only_its_agent(stage: Stage) -> None:
     secret = "Port 22 on build-7 is only open to the VPN range"
     await stage.memory.add(MemoryIn(kind="semantic", scope="security-agent", content=secret, importance=0.9))
     await stage.memory.add(MemoryIn(kind="semantic", scope="global", content="The office closes at 18:00"))
+    await stage.memory.add(MemoryIn(kind="semantic", scope="global", content="Port 8080 serves the build cache"))
     event = await stage.publish(
-        topic="log.auth", payload={"message": "ssh login failed"}, memory_scope="security-agent"
+        topic="log.auth", payload={"message": "ssh login failed on port 22 of build-7"}, memory_scope="security-agent"
     )
 
     security = await stage.context.build(SECURITY, event, "You guard the machine.")
     general = await stage.context.build(GENERAL, event, "You help.")
     assert secret in prompt_text(security)
     assert secret not in prompt_text(general)
-    assert "The office closes at 18:00" in prompt_text(security) and "The office closes" in prompt_text(general)
+    # A shared memory comes in when it is about the event, an unrelated one never (however important).
+    assert "Port 8080 serves" in prompt_text(security) and "Port 8080 serves" in prompt_text(general)
+    assert "The office closes" not in prompt_text(security) + prompt_text(general)
 
     # Without the event's scope the security agent still has its own scope (its slug).
-    plain = await stage.publish(topic="log.other", payload={"message": "disk ok"})
+    plain = await stage.publish(topic="log.other", payload={"message": "VPN range changed on build-7"})
     assert secret in prompt_text(await stage.context.build(SECURITY, plain, ""))
     assert secret not in prompt_text(await stage.context.build(GENERAL, plain, ""))
 
@@ -134,20 +137,36 @@ async def test_prompt_holds_event_refs_transcript_pins_and_knowledge(stage: Stag
 
     bundle = await stage.context.build(SECURITY, event, "You guard the machine.")
     roles = [message.role for message in bundle.messages]
-    assert roles[0] == "system" and roles[-1] == "user" and "assistant" in roles
+    assert roles == ["system", "user"]  # an ambient event: no earlier turns replayed into it
     system = bundle.messages[0].content
     assert system.startswith("You guard the machine.")
     assert "Never restart sshd without asking." in system and "The user's name is Ada." in system
-    assert "nginx.config_path" in system and "system.os" in system
     last = bundle.messages[-1].content
     assert "nginx down again" in last and "service.crash" in last and "1.4.2" in last
-    assert "nginx crashed after an OOM kill" in prompt_text(bundle)
+    assert "nginx.config_path" in prompt_text(bundle)
+    assert "system.os" not in prompt_text(bundle)  # system facts only when the event is about them
     kinds = {item.kind for item in bundle.included}
-    assert {"system", "event", "context_ref", "transcript", "pinned", "knowledge"} <= kinds
+    assert {"system", "event", "context_ref", "pinned", "knowledge"} <= kinds and "transcript" not in kinds
     assert bundle.token_estimate > 0 and bundle.taint == []
 
+    # The user's follow-up is a conversation: the earlier question comes in as a chat turn with its answer; the
+    # ambient event the agent handled is listed as a recent event, without the agent's answer to it.
+    first = await stage.publish(topic="user.query", payload={"text": "is nginx up?"})
+    await stage.respond(SECURITY, first, "nginx is down since 10:02")
+    asked = await stage.publish(topic="user.query", payload={"text": "why did nginx crash? which os is this?"})
+    followup = await stage.context.build(SECURITY, asked, "You guard the machine.")
+    roles = [m.role for m in followup.messages]
+    assert roles == ["system", *["user", "assistant"] * 4, "user"]  # three worked examples, then the earlier turn
+    assert followup.messages[-3].content == "Question: is nginx up?"
+    assert "nginx is down since 10:02" in followup.messages[-2].content
+    last = followup.messages[-1].content
+    assert 'Recent events (newest first):\n- log.error: {"message": "nginx crashed"}' in last
+    assert "OOM kill" not in prompt_text(followup)
+    assert last.endswith("Question: why did nginx crash? which os is this?")
+    assert "system.os" in prompt_text(followup) and "nginx.config_path" in prompt_text(followup)
+
     # Another agent neither sees these pins nor this transcript.
-    other = await stage.context.build(GENERAL, event, "")
+    other = await stage.context.build(GENERAL, asked, "")
     assert "Never restart sshd" not in prompt_text(other) and "OOM kill" not in prompt_text(other)
 
 
@@ -157,7 +176,7 @@ async def test_taint_collects_untrusted_sources_of_everything_included(stage: St
     memory = await stage.memory.add(MemoryIn(kind="semantic", scope="security-agent", content="Webhook senders lie"))
     await stage.db.execute("UPDATE memories SET taint = ? WHERE id = ?", ('["webhook"]', memory.id))
     ref = await stage.publish(topic="file.created", payload={"path": "/tmp/x"}, source="file")
-    event = await stage.publish(topic="user.query", payload={"text": "status?"}, context_refs=[ref.id])
+    event = await stage.publish(topic="user.query", payload={"text": "do webhook senders lie?"}, context_refs=[ref.id])
 
     bundle = await stage.context.build(SECURITY, event, "")
     assert bundle.taint == ["clipboard", "file", "webhook"]
@@ -168,9 +187,9 @@ async def test_taint_collects_untrusted_sources_of_everything_included(stage: St
 
 async def test_small_window_drops_least_relevant_and_oldest_first(stage: Stage) -> None:
     for i in range(6):
-        earlier = await stage.publish(topic="log.info", payload={"message": f"turn {i} " + "words " * 150})
+        earlier = await stage.publish(topic="user.query", payload={"text": f"turn {i} " + "words " * 150})
         await stage.respond(GENERAL, earlier, f"answer {i} " + "more " * 150)
-    event = await stage.publish(topic="user.query", payload={"text": "hello"})
+    event = await stage.publish(topic="user.query", payload={"text": "hello"})  # a conversation: turns replayed
     small = GENERAL.model_copy(update={"context_tokens": 1600, "max_tokens": 400})
     bundle = await stage.context.build(small, event, "You help.")
     assert bundle.token_estimate <= 1200 + 100  # estimates of the kept pieces fit the budget, plus headings

@@ -119,6 +119,10 @@ class DaemonProcess:
     def token(self) -> str:
         return self.token_path.read_text().strip()
 
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
@@ -129,13 +133,17 @@ def write_config(tmp_path: Path, overrides: dict[str, Any] | None = None, port: 
     return path
 
 
-def start_daemon_process(config_path: Path, env: dict[str, str] | None = None, timeout: float = 30) -> DaemonProcess:
-    """`python -m aiventbus --config PATH`, waited on until its status answers."""
+def start_daemon_process(
+    config_path: Path, env: dict[str, str] | None = None, timeout: float = 30, extra_args: list[str] | None = None
+) -> DaemonProcess:
+    """`python -m aiventbus --config PATH [extra_args]`, waited on until its status answers (`--port N` is honoured)."""
     data = yaml.safe_load(config_path.read_text())
-    base_url = f"http://127.0.0.1:{data['server']['port']}"
+    args = extra_args or []
+    port = args[args.index("--port") + 1] if "--port" in args else data["server"]["port"]
+    base_url = f"http://127.0.0.1:{port}"
     log_path = config_path.parent / f"daemon-{time.monotonic_ns()}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "aiventbus", "--config", str(config_path)],
+        [sys.executable, "-m", "aiventbus", "--config", str(config_path), *args],
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},

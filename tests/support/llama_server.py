@@ -135,9 +135,11 @@ def _wait_until_ready(server: LlamaServer) -> None:
 
 
 @contextlib.contextmanager
-def llama_server_running(log_dir: Path, *, port: int | None = None, embedding: bool = True) -> Iterator[LlamaServer]:
+def llama_server_running(
+    log_dir: Path, *, port: int | None = None, embedding: bool = True, context_tokens: int = MODEL_CONTEXT_TOKENS
+) -> Iterator[LlamaServer]:
     """`start_llama_server` as a context manager that always stops it."""
-    server = start_llama_server(log_dir, port=port, embedding=embedding)
+    server = start_llama_server(log_dir, port=port, embedding=embedding, context_tokens=context_tokens)
     try:
         yield server
     finally:

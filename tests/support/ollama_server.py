@@ -36,10 +36,12 @@ CHATML_GENERATION_PROMPT_TOKENS = 3  # <|im_start|> assistant \n
 
 @dataclass(frozen=True)
 class ScriptedReply:
-    """A canned answer streamed instead of the model's (for garbage-output tests); `token_delay` paces chunks."""
+    """A canned answer streamed instead of the model's (for garbage-output tests); `token_delay` paces chunks,
+    `done_reason` is what the final message says (None: left out, as Ollama before 0.1.33 did)."""
 
     text: str
     token_delay: float = 0.0
+    done_reason: str | None = "stop"
 
 
 def _now() -> str:
@@ -120,9 +122,10 @@ class OllamaServer:
     def running(self) -> bool:
         return self._thread is not None
 
-    def queue_reply(self, text: str, token_delay: float = 0.0) -> None:
-        """Make the next /api/chat stream `text` instead of asking the model."""
-        self.scripted.append(ScriptedReply(text, token_delay))
+    def queue_reply(self, text: str, token_delay: float = 0.0, done_reason: str | None = "stop") -> None:
+        """Make the next /api/chat stream `text` instead of asking the model; `done_reason="length"` scripts an
+        answer cut at num_predict."""
+        self.scripted.append(ScriptedReply(text, token_delay, done_reason))
 
     def __enter__(self) -> OllamaServer:
         self.start()
@@ -294,9 +297,10 @@ class OllamaServer:
         prompt_tokens = await self._count_prompt_tokens(messages)
         prompt_done = time.monotonic_ns()
         eval_count = 0
-        done_reason = "stop"
+        done_reason: str | None = "stop"
         if self.scripted:
             reply = self.scripted.popleft()
+            done_reason = reply.done_reason
             for piece in _split_tokens(reply.text):
                 if reply.token_delay:
                     await asyncio.sleep(reply.token_delay)
@@ -304,20 +308,25 @@ class OllamaServer:
                 yield self._message_chunk(piece)
         else:
             try:
+                upstream_reason: str | None = None
                 async for piece, reason in self._upstream_tokens(body, messages):
                     if piece:
                         eval_count += 1
                         yield self._message_chunk(piece)
-                    done_reason = reason or done_reason
+                    upstream_reason = reason or upstream_reason
             except (httpx.TransportError, LookupError, ValueError) as error:
                 yield {"error": f"llama.cpp stream failed: {error}"}
                 return
+            if upstream_reason is None:
+                # llama.cpp cut the stream (another request interrupted it); Ollama itself never cuts, it reports.
+                yield {"error": "llama.cpp stream ended without a finish reason (interrupted)"}
+                return
+            done_reason = upstream_reason
         finished = time.monotonic_ns()
-        yield {
+        final: dict[str, Any] = {
             "model": self.model,
             "created_at": _now(),
             "message": {"role": "assistant", "content": ""},
-            "done_reason": done_reason,
             "done": True,
             "total_duration": finished - started,
             "load_duration": 0,
@@ -326,6 +335,9 @@ class OllamaServer:
             "eval_count": eval_count,
             "eval_duration": finished - prompt_done,
         }
+        if done_reason is not None:
+            final["done_reason"] = done_reason
+        yield final
 
     async def _upstream_tokens(
         self, body: dict[str, Any], messages: list[dict[str, Any]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.core.agents import ANSWER_TOKENS_MAX, ANSWER_TOKENS_MIN, answer_token_limit
+from aiventbus.core.token_budget import ANSWER_TOKENS_MAX, ANSWER_TOKENS_MIN, answer_token_limit
 
 CASES = [
     ("the agent's own wins", 100, 2048, 1900, 100),

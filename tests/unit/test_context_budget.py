@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.core.context import Piece, assemble, estimate_tokens, fit_to_budget, prompt_budget, truncate_to_tokens
+from aiventbus.core.context import (
+    Piece,
+    assemble,
+    estimate_tokens,
+    fit_to_budget,
+    prompt_budget,
+    truncate_to_tokens,
+    worked_examples,
+)
+from aiventbus.core.prompts import QUESTION_EXAMPLES
 
 
 @pytest.mark.parametrize(
@@ -74,9 +83,9 @@ def test_untrusted_pieces_are_marked_where_they_stand() -> None:
         Piece("event", "evt_1", "topic: user.query", 1.0, required=True),
     ]
     system, final = assemble("You help.", pieces, ["clipboard", "webhook"])
-    assert "[untrusted: webhook] - system.note" in system.content
-    assert "\n- user.editor" in system.content
-    assert "[untrusted: clipboard] - [semantic, user]" in system.content
+    assert "[untrusted: webhook] - system.note" in final.content  # facts stand next to the event
+    assert "\n- user.editor" in final.content and "user.editor" not in system.content
+    assert "[untrusted: clipboard] - [semantic, user]" in final.content
     assert final.content.startswith("Some content below comes from untrusted sources (clipboard, webhook)")
     assert "Event:\ntopic: user.query" in final.content
 
@@ -84,3 +93,8 @@ def test_untrusted_pieces_are_marked_where_they_stand() -> None:
 def test_a_trusted_prompt_has_no_untrusted_note() -> None:
     [_, final] = assemble("", [Piece("event", "evt_1", "topic: user.query", 1.0, required=True)], [])
     assert final.content == "Event:\ntopic: user.query"
+
+
+def test_worked_examples_only_when_they_take_a_modest_share_of_the_budget() -> None:
+    assert worked_examples(1900) == QUESTION_EXAMPLES  # a 2,048-token window
+    assert worked_examples(400) == ()  # a 512-token window: the facts and the question come first

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiventbus.core.events import new_id
 from aiventbus.core.memory.model import Memory, MemoryIn
-from aiventbus.core.memory.search import SearchWeights, fts_query, rrf_merge
+from aiventbus.core.memory.search import (
+    RELEVANCE_THRESHOLD,
+    SearchWeights,
+    content_terms,
+    fts_query,
+    is_relevant,
+    overlap_score,
+    rrf_merge,
+)
 from aiventbus.errors import ValidationFailed
 from aiventbus.store.database import Database
 from aiventbus.store.memories import MemoryTable, create_vector_table, upsert_vector
@@ -180,18 +188,26 @@ class MemoryStore:
         return fuse(lexical, semantic, limit)
 
     async def recall(self, scopes: builtins.list[str], query: str, limit: int) -> builtins.list[Memory]:
-        """The memories for a prompt: search hits in `scopes`, topped up with the scopes' most important."""
-        if limit <= 0 or not scopes:
+        """The memories for a prompt: search hits in `scopes` that share enough content words with `query`
+        (`rank_recalled`), best first, each with that relevance as its score. Nothing when nothing is about it."""
+        terms = content_terms(query)
+        if limit <= 0 or not scopes or not terms:
             return []
-        found = await self.search(query, scopes, None, limit) if query.strip() else []
-        if len(found) < limit:
-            seen = {memory.id for memory in found}
-            for memory in await self.table.list_filtered(scopes, None, limit * 2):
-                if memory.id not in seen and len(found) < limit:
-                    found.append(memory)
-                    seen.add(memory.id)
-        await self.table.mark_recalled([memory.id for memory in found], self.clock())
-        return found
+        found = await self.search(" ".join(terms), scopes, None, min(MAX_LIMIT, limit * 2))
+        kept = rank_recalled(terms, found)[:limit]
+        await self.table.mark_recalled([memory.id for memory in kept], self.clock())
+        return kept
+
+
+def rank_recalled(terms: list[str], memories: list[Memory], threshold: float = RELEVANCE_THRESHOLD) -> list[Memory]:
+    """The memories whose content shares enough of the query's content terms, best first (stable for ties), scored
+    by that share. A search hit on one word of a long event is not enough; vector-only hits with no word in common
+    are left out too (a small embedder's nearest neighbours are mostly noise in a prompt)."""
+    scored = [(memory, overlap_score(terms, content_terms(memory.content))) for memory in memories]
+    ranked = sorted(
+        ((memory, score) for memory, score in scored if is_relevant(score, threshold)), key=lambda pair: -pair[1]
+    )
+    return [memory.model_copy(update={"score": score}) for memory, score in ranked]
 
 
 def fuse(lexical: list[Memory], semantic: list[Memory], limit: int) -> list[Memory]:

@@ -66,6 +66,7 @@ def build_memory_stage(daemon: Daemon) -> MemoryStage:
         default_context_tokens=config.ollama.context_tokens,
         answer_tokens=settings.context_answer_tokens,
         transcript_turns=config.agents.transcript_turns,
+        interactive_prefixes=config.lanes.interactive_prefixes,
         recall_limit=settings.recall_limit,
         secrets=lambda: (daemon.token,),
     )
