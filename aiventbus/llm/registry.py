@@ -216,11 +216,14 @@ class LLMRegistry:
 
     def note_failure(self, kind: str, base_url: str | None, model: str, problem: str, fix: str = "") -> bool:
         """Record a failed call or check; True when this starts an outage (publish system.llm_unavailable)."""
-        health = self._health.setdefault(self.target(kind, base_url, model), _Health())
+        target = self.target(kind, base_url, model)
+        health = self._health.setdefault(target, _Health())
         started = not health.failing
         health.failing, health.problem, health.fix = True, problem, fix
         if started:
-            log.warning("LLM unavailable: %s (%s)", problem, fix)
+            # A default nothing uses yet (a fresh install without Ollama) is worth a note, not a warning.
+            level = logging.WARNING if target in self._in_use() else logging.INFO
+            log.log(level, "LLM unavailable: %s (%s)", problem, fix)
         return started
 
     def note_success(self, kind: str, base_url: str | None, model: str) -> bool:
