@@ -65,6 +65,16 @@ from aiventbus.values import escaped
 log = logging.getLogger(__name__)
 
 
+# A retry at temperature 0 would replay the answer that just failed token for token (a runaway cut at max_tokens
+# runs away again): from the second attempt on, sample at least this warm.
+RETRY_MIN_TEMPERATURE = 0.4
+
+
+def attempt_temperature(temperature: float, attempts_before: int) -> float:
+    """The agent's temperature on its first attempt; at least RETRY_MIN_TEMPERATURE on a retry."""
+    return temperature if attempts_before == 0 else max(temperature, RETRY_MIN_TEMPERATURE)
+
+
 @dataclass(frozen=True)
 class FittedPrompt:
     """The messages of one call, their token count (`counted`: by the server's tokenizer, else a padded estimate)
@@ -312,7 +322,7 @@ class AgentRunner:
                 model=agent.model,
                 messages=fitted.messages,
                 json_schema=agent_response_schema(actions, summary_cap(max_tokens)),
-                temperature=agent.temperature,
+                temperature=attempt_temperature(agent.temperature, assignment.attempts),
                 max_tokens=max_tokens,
                 keep_alive=self.ollama.keep_alive if agent.provider == "ollama" else None,
                 # Reproducible per attempt, yet a retry samples differently from the try that failed.

@@ -4,6 +4,7 @@ knowledge and recalled memories. The budgeting (`fit_to_budget`) is a pure funct
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -229,6 +230,25 @@ def assemble(
     return messages
 
 
+# Words by which a question points back at what was said before ("how old is he?", "and that one?").
+_REFERRING_WORDS = "it its he him his she her they them their that this those these there then one"
+REFERRING_WORDS = frozenset(_REFERRING_WORDS.split(" "))
+
+
+def follows_up(question: str) -> bool:
+    """Whether the question points back at the conversation instead of naming what it is about."""
+    return any(word in REFERRING_WORDS for word in re.findall(r"[a-z']+", question.lower()))
+
+
+def exchange_belongs(question: str, earlier_question: str, *, latest: bool) -> bool:
+    """Whether an earlier question and its answer belong in the prompt for `question`: it shares what they are about,
+    or it is the latest exchange and the question points back at it. An unrelated earlier answer is what a small
+    model repeats as the next answer (measured: "The spider has 12 legs." for every following question)."""
+    if set(content_terms(question)) & set(content_terms(earlier_question)):
+        return True
+    return latest and follows_up(question)
+
+
 def is_conversation(event: Event, interactive_prefixes: Sequence[str]) -> bool:
     """Whether the event is part of a conversation with the user (the interactive lane): only then do earlier turns
     belong in the prompt; replayed into ambient or critical events they are what a small model copies."""
@@ -380,6 +400,8 @@ class ContextEngine:
         if self.transcript_turns <= 0 or not is_conversation(event, self.interactive_prefixes):
             return []
         pieces = []
+        question = question_of(event) or ""
+        latest_exchange = True
         turns = await self.recent_transcript(agent.id, self.transcript_turns, event.id)
         # A broken answer in the transcript is what a small model copies next: only valid turns are replayed.
         for age, turn in enumerate(turn for turn in turns if turn.parsed):
@@ -391,6 +413,11 @@ class ContextEngine:
                 pieces.append(Piece("recent", turn.event_id, line, relevance, turn.created_at, taint=taint))
                 continue
             text = payload.get("text") if isinstance(payload, dict) else None
+            earlier = text if isinstance(text, str) else json.dumps(payload, ensure_ascii=False)
+            belongs = exchange_belongs(question, earlier, latest=latest_exchange)
+            latest_exchange = False
+            if not belongs:
+                continue
             asked = f"Question: {text}" if isinstance(text, str) and text.strip() else f"Event {turn.topic}: {payload}"
             reply = turn.answer[:TURN_TEXT_CHARS]
             pieces.append(

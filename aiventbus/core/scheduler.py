@@ -353,7 +353,9 @@ class Scheduler:
                 self._transition(fresh, "retried", outcome.error)
                 self._enqueue(fresh, front=False)
             elif status is AssignmentStatus.failed:
-                self._transition(assignment.model_copy(update={"attempts": attempts}), "failed", outcome.error)
+                failed = assignment.model_copy(update={"attempts": attempts})
+                self._transition(failed, "failed", outcome.error)
+                await self._report_failed(failed, outcome.error)
 
     # -- LLM outages ---------------------------------------------------------------------------
 
@@ -429,6 +431,7 @@ class Scheduler:
             self._enqueue(assignment, front=False)
         for assignment in dead:
             self._transition(assignment, "failed", assignment.last_error or "lease expired")
+            await self._report_failed(assignment, assignment.last_error or "lease expired")
         if requeued:
             self._wake()
         return len(requeued) + len(dead)
@@ -474,6 +477,22 @@ class Scheduler:
         if expired:
             self._wake()
         return expired
+
+    async def _report_failed(self, assignment: Assignment, error: str) -> None:
+        """Retries ran out: say so as system.assignment_failed, so no work ends without a trace."""
+        log.warning("assignment %s failed after %d attempts: %s", assignment.id, assignment.attempts, error)
+        if self.report is not None:
+            await self.report(
+                "assignment_failed",
+                {
+                    "assignment_id": assignment.id,
+                    "event_id": assignment.event_id,
+                    "agent_id": assignment.agent_id,
+                    "attempts": assignment.attempts,
+                    "error": error,
+                },
+                parent_event=assignment.event_id,
+            )
 
     def _outage_reason(self, assignment: Assignment) -> str:
         if self.runner is None:

@@ -9,7 +9,6 @@ background thread, so a bench can read `calls` while the daemon (another process
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -25,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.support.daemon import free_port
+from tests.support.threaded_server import ThreadedServer, serve_in_thread
 
 CHAT_PATHS = ("/chat/completions", "/api/chat")
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "accept-encoding"}
@@ -116,8 +115,7 @@ class RecordingProxy:
     port: int = field(default_factory=free_port)
     calls: list[ChatCall] = field(default_factory=list)
     in_flight: int = 0
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    _served: ThreadedServer | None = None
     _client: httpx.AsyncClient | None = None
 
     @property
@@ -125,34 +123,13 @@ class RecordingProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> RecordingProxy:
-        config = uvicorn.Config(
-            self._app(),
-            host="127.0.0.1",
-            port=self.port,
-            loop="asyncio",
-            http="h11",
-            ws="none",
-            lifespan="on",
-            access_log=False,
-            log_level="warning",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"model-proxy-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the recording proxy did not start on port {self.port}")
-            time.sleep(0.01)  # waiting for another thread's event loop
+        self._served = serve_in_thread(self._app(), self.port, f"model-proxy-{self.port}")
         return self
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=15)
-        self._server = None
-        self._thread = None
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
 
     def _app(self) -> Starlette:
         @asynccontextmanager

@@ -69,6 +69,17 @@ async def parse_failures(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     return list((await client.get("/api/v1/events", params={"topic": "system.parse_failure"})).json()["events"])
 
 
+async def assert_reported_failed(client: httpx.AsyncClient, event_id: str, error: str) -> None:
+    """Work whose attempts ran out ends with system.assignment_failed, never silently."""
+
+    async def reported() -> list[dict[str, Any]]:
+        listed = (await client.get("/api/v1/events", params={"topic": "system.assignment_failed"})).json()["events"]
+        return [event for event in listed if event["parent_event"] == event_id]
+
+    [failed] = await eventually(reported, timeout=30)
+    assert failed["payload"]["attempts"] == 3 and failed["payload"]["error"] == error
+
+
 # -- Ollama ------------------------------------------------------------------------------------------
 
 
@@ -120,6 +131,7 @@ async def test_ollama_real_model_always_cut_fails_after_its_attempts(
         assert "done_reason=length" in found["last_error"] and "max_tokens=4" in found["last_error"]
         assert await responses_of(d.client, event_id) == [], "no cut answer is stored as a result"
         assert await parse_failures(d.client) == []
+        await assert_reported_failed(d.client, event_id, found["last_error"])
 
 
 # -- OpenAI-compatible (llama-cpp-python's server) ---------------------------------------------------
@@ -161,3 +173,4 @@ async def test_openai_real_model_always_cut_fails_after_its_attempts(tmp_path: P
         assert "finish_reason=length" in found["last_error"]
         assert await responses_of(d.client, event_id) == []
         assert await parse_failures(d.client) == []
+        await assert_reported_failed(d.client, event_id, found["last_error"])

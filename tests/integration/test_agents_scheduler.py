@@ -127,14 +127,57 @@ async def test_lease_expiry_dead_letters_after_max_attempts(store: Database, clo
 
     await store.write(claimed)
     scheduler, runner = await make_scheduler(store, clock, max_attempts=3)
+    reports = collect_reports(scheduler)
     await scheduler.start()
     try:
         await scheduler.reclaim_expired()
         found = await scheduler.table.get("asg_y")
         assert found is not None and found.status == "failed" and found.attempts == 3
         assert runner.order == []
+        [(name, payload, parent)] = reports
+        assert name == "assignment_failed" and parent == "evt_y"
+        assert payload == {
+            "assignment_id": "asg_y",
+            "event_id": "evt_y",
+            "agent_id": "agent_a",
+            "attempts": 3,
+            "error": "lease of worker dead:2 expired",
+        }
     finally:
         await scheduler.stop()
+
+
+async def test_the_last_failed_retry_is_reported_as_a_system_event(store: Database, clock: FakeClock) -> None:
+    scheduler, _ = await make_scheduler(store, clock, max_attempts=2)
+    reports = collect_reports(scheduler)
+
+    def claimed(conn: Any) -> None:
+        insert_assignment(conn, assignment("z", "interactive", clock()))
+        conn.execute(
+            "UPDATE assignments SET status = 'claimed', worker = ?, attempts = 1, lease_expires_at = ?"
+            " WHERE id = 'asg_z'",
+            (scheduler.worker_id, clock() + 60),
+        )
+
+    await store.write(claimed)
+    found = await scheduler.table.get("asg_z")
+    assert found is not None
+    await scheduler._settle(found, RunOutcome(OutcomeKind.retry, "the answer was cut at max_tokens"))
+    found = await scheduler.table.get("asg_z")
+    assert found is not None and found.status == "failed" and found.attempts == 2
+    [(name, payload, parent)] = reports
+    assert name == "assignment_failed" and parent == "evt_z"
+    assert payload["attempts"] == 2 and payload["error"] == "the answer was cut at max_tokens"
+
+
+def collect_reports(scheduler: Scheduler) -> list[tuple[str, dict[str, Any], str | None]]:
+    reports: list[tuple[str, dict[str, Any], str | None]] = []
+
+    async def report(name: str, payload: dict[str, Any], parent_event: str | None = None) -> None:
+        reports.append((name, payload, parent_event))
+
+    scheduler.report = report
+    return reports
 
 
 async def test_run_ambient_waits_for_interactive_and_retries_when_preempted(store: Database, clock: FakeClock) -> None:

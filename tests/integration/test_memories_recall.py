@@ -189,7 +189,8 @@ async def test_small_window_drops_least_relevant_and_oldest_first(stage: Stage) 
     for i in range(6):
         earlier = await stage.publish(topic="user.query", payload={"text": f"turn {i} " + "words " * 150})
         await stage.respond(GENERAL, earlier, f"answer {i} " + "more " * 150)
-    event = await stage.publish(topic="user.query", payload={"text": "hello"})  # a conversation: turns replayed
+    # A conversation about the same words: the earlier turns are replayed.
+    event = await stage.publish(topic="user.query", payload={"text": "hello, more words?"})
     small = GENERAL.model_copy(update={"context_tokens": 1600, "max_tokens": 400})
     bundle = await stage.context.build(small, event, "You help.")
     assert bundle.token_estimate <= 1200 + 100  # estimates of the kept pieces fit the budget, plus headings

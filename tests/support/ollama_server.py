@@ -12,7 +12,6 @@ import asyncio
 import collections
 import json
 import math
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,13 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.support.daemon import free_port
+from tests.support.threaded_server import ThreadedServer, serve_in_thread
 
 OLLAMA_MODEL = "smollm2:135m"
 CHATML_TOKENS_PER_MESSAGE = 5  # <|im_start|> role \n ... <|im_end|> \n
@@ -78,49 +77,26 @@ class OllamaServer:
         self.requests: list[dict[str, Any]] = []
         self.scripted: collections.deque[ScriptedReply] = collections.deque()
         self.active_streams = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._served: ThreadedServer | None = None
         self._client: httpx.AsyncClient | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Serve in a background thread; returns once the port accepts connections."""
-        if self._thread is not None:
+        if self._served is not None:
             return
-        config = uvicorn.Config(
-            self._app(),
-            host="127.0.0.1",
-            port=self.port,
-            loop="asyncio",
-            http="h11",
-            ws="none",
-            lifespan="on",
-            access_log=False,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"ollama-test-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the Ollama test server did not start on port {self.port}")
-            time.sleep(0.01)  # waiting for another thread's event loop
+        self._served = serve_in_thread(self._app(), self.port, f"ollama-test-{self.port}", timeout_graceful_shutdown=2)
 
     def stop(self) -> None:
         """Stop serving and free the port (open streams are cut after a short grace period)."""
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=15)
-        self._server = None
-        self._thread = None
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._served is not None
 
     def queue_reply(self, text: str, token_delay: float = 0.0, done_reason: str | None = "stop") -> None:
         """Make the next /api/chat stream `text` instead of asking the model; `done_reason="length"` scripts an

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.core.context import is_conversation, without_known_facts
+from aiventbus.core.context import exchange_belongs, is_conversation, without_known_facts
 from aiventbus.core.events import Event
 from aiventbus.core.knowledge import rank_facts, with_aliases
 from aiventbus.core.memory.model import Memory
@@ -129,3 +129,19 @@ def test_a_question_is_asked_plainly_after_worked_examples() -> None:
     messages = assemble("You help.", [fact, question], [], QUESTION_EXAMPLES)
     assert [m.role for m in messages] == ["system", *["user", "assistant"] * len(QUESTION_EXAMPLES), "user"]
     assert messages[-1].content == 'Known facts:\n- user.dog_name = "Biscuit"\n\nQuestion: What is my dog\'s name?'
+
+
+@pytest.mark.parametrize(
+    ("question", "earlier", "latest", "expected"),
+    [
+        ("why did nginx crash?", "is nginx up?", False, True),  # the same subject, however long ago
+        ("What is 10 minus 3?", "What is 2 plus 2?", True, False),  # unrelated: not replayed, even the latest
+        ("how old is he?", "What is my dog's name?", True, True),  # points back at the latest exchange
+        ("how old is he?", "What is my dog's name?", False, False),  # ...but not at an older one
+        ("Which file was just created?", "What is the capital of France?", True, False),
+    ],
+)
+def test_which_earlier_exchanges_belong_in_a_question(
+    question: str, earlier: str, latest: bool, expected: bool
+) -> None:
+    assert exchange_belongs(question, earlier, latest=latest) is expected

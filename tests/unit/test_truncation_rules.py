@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from aiventbus.core.agents import RETRY_MIN_TEMPERATURE, attempt_temperature
 from aiventbus.llm.base import truncation_problem
 
 
@@ -27,3 +28,9 @@ def test_no_reason_at_all_is_a_cut_stream() -> None:
 def test_other_reasons_are_named() -> None:
     problem = truncation_problem("content_filter", 100)
     assert problem == "the answer was cut by the server (finish_reason=content_filter)"
+
+
+def test_a_retry_samples_warmer_than_greedy_so_a_runaway_does_not_replay() -> None:
+    assert attempt_temperature(0.0, 0) == 0.0  # the first attempt is the agent's own setting
+    assert attempt_temperature(0.0, 1) == RETRY_MIN_TEMPERATURE
+    assert attempt_temperature(0.9, 2) == 0.9  # a warmer agent keeps its own
