@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -368,6 +369,11 @@ def report_files(paths: list[Path], as_json: bool) -> None:
         print(json.dumps(report, indent=2))
 
 
+def interrupt(_signum: int, _frame: object) -> None:
+    """SIGTERM ends the bench as Ctrl-C does: the daemon and the model server it started are stopped on the way out."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=200)
@@ -388,7 +394,12 @@ def main() -> None:
         return
     os.environ.setdefault("NO_PROXY", "*")
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    report = asyncio.run(main_async(args))
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        report = asyncio.run(main_async(args))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the results so far are in {args.out_dir}; --resume continues", file=sys.stderr)
+        raise SystemExit(130) from None
     if args.json:
         print(json.dumps(report, indent=2))
 
