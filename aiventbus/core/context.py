@@ -15,7 +15,7 @@ from aiventbus.core.knowledge import KnowledgeStore
 from aiventbus.core.memory.model import Memory
 from aiventbus.core.memory.search import content_terms, same_fact
 from aiventbus.core.memory.store import MemoryStore
-from aiventbus.core.prompts import QUESTION_EXAMPLES, example_reply
+from aiventbus.core.prompts import QUESTION_EXAMPLES, RECENT_EVENT_EXAMPLE, example_reply
 from aiventbus.labels import join
 from aiventbus.llm.base import ChatMessage
 from aiventbus.producers.redaction import mask_secrets
@@ -147,6 +147,11 @@ def event_text(event: Event, limit: int = EVENT_TEXT_CHARS) -> str:
     return f"{head}\npayload: {payload}"[:limit]
 
 
+def event_line(topic: str, payload: Any, limit: int) -> str:
+    """An event as one list line, `- topic: {payload}`: the shape the worked example shows a small model."""
+    return f"- {topic}: {json.dumps(payload, ensure_ascii=False)}"[:limit]
+
+
 def search_text(event: Event) -> str:
     """The words recall and knowledge lookups match against: topic, semantic type and payload values."""
     values: list[str] = [event.topic.replace(".", " "), (event.semantic_type or "").replace(".", " ")]
@@ -173,8 +178,13 @@ def untrusted_note(taint: list[str]) -> str:
 
 
 def marked(piece: Piece) -> str:
-    """The piece's text, prefixed with its untrusted origins when it has any."""
-    return f"[untrusted: {', '.join(piece.taint)}] {piece.text}" if piece.taint else piece.text
+    """The piece's text, prefixed with its untrusted origins when it has any; inside a list line after its dash, so
+    the list keeps the shape of the worked example (with the mark before the dash a small model named the file event
+    5 of 8 times, after it 8 of 8)."""
+    if not piece.taint:
+        return piece.text
+    mark = f"[untrusted: {', '.join(piece.taint)}]"
+    return f"- {mark} {piece.text[2:]}" if piece.text.startswith("- ") else f"{mark} {piece.text}"
 
 
 # The most of the prompt budget the worked examples may take (they take ~8% of a 2,048-token window's budget).
@@ -191,11 +201,13 @@ def examples_text(examples: Sequence[tuple[str, str]]) -> str:
     return "\n".join(f"{asked}\n{example_reply(answer)}" for asked, answer in examples)
 
 
-def worked_examples(budget: int) -> Sequence[tuple[str, str]]:
-    """The worked questions when they fit in a modest share of the prompt budget, else none: in a small window the
-    facts and the question itself matter more than showing the answer's shape."""
-    fits = estimate_tokens(examples_text(QUESTION_EXAMPLES)) <= budget * EXAMPLES_BUDGET_SHARE
-    return QUESTION_EXAMPLES if fits else ()
+def worked_examples(budget: int, recent_events: bool = False) -> Sequence[tuple[str, str]]:
+    """The worked questions (one about recent events first when the prompt lists some) when they fit in a modest share
+    of the prompt budget, else none: in a small window the facts and the question itself matter more than showing the
+    answer's shape."""
+    examples = (RECENT_EVENT_EXAMPLE, *QUESTION_EXAMPLES) if recent_events else QUESTION_EXAMPLES
+    fits = estimate_tokens(examples_text(examples)) <= budget * EXAMPLES_BUDGET_SHARE
+    return examples if fits else ()
 
 
 def assemble(
@@ -224,7 +236,9 @@ def assemble(
         lines = [marked(piece) for piece in kept if piece.kind == kind]
         if lines:
             final.append("\n".join([title, *lines]))
-    final.extend(f"Related event {piece.ref}:\n{marked(piece)}" for piece in kept if piece.kind == "context_ref")
+    refs = [marked(piece) for piece in kept if piece.kind == "context_ref"]
+    if refs:
+        final.append("\n".join(["Related events:", *refs]))
     final.extend(f"{piece.heading}{marked(piece)}" for piece in kept if piece.kind == "event")
     messages.append(ChatMessage("user", "\n\n".join(final)))
     return messages
@@ -305,7 +319,9 @@ class ContextEngine:
         query = search_text(event)
         conversation = is_conversation(event, self.interactive_prefixes)
         question = question_of(event) if conversation else None
-        examples = worked_examples(budget) if question else ()
+        history = await self._transcript(agent, event)
+        recent_events = any(piece.kind == "recent" for piece in history)
+        examples = worked_examples(budget, recent_events) if question else ()
         system = Piece("system", "system_prompt", system_prompt, 1.0, required=True)
         shots = Piece("system", "examples", examples_text(examples), 1.0, required=True)
         room = max(64, budget - system.tokens - shots.tokens - 64)
@@ -322,7 +338,7 @@ class ContextEngine:
         )
         pieces = [system, shots, head] if examples else [system, head]
         pieces += await self._refs(event)
-        pieces += await self._transcript(agent, event)
+        pieces += history
         pieces += await self._pinned(agent)
         facts = await self.knowledge.relevant(query, KNOWLEDGE_MATCHES)
         pieces += knowledge_pieces(facts)
@@ -364,7 +380,14 @@ class ContextEngine:
         refs = await self.events.get_many(event.context_refs)
         order = {ref: i for i, ref in enumerate(event.context_refs)}
         return [
-            Piece("context_ref", ref.id, event_text(ref, REF_TEXT_CHARS), 0.9, ref.created_at, taint=tuple(ref.taint))
+            Piece(
+                "context_ref",
+                ref.id,
+                event_line(ref.topic, ref.payload, REF_TEXT_CHARS),
+                0.9,
+                ref.created_at,
+                taint=tuple(ref.taint),
+            )
             for ref in sorted(refs, key=lambda ref: order[ref.id])
         ]
 
@@ -409,7 +432,7 @@ class ContextEngine:
             payload = load_stored(turn.payload)
             taint = tuple(turn.taint)
             if lane_of(turn.topic, list(self.interactive_prefixes), []) != "interactive":
-                line = f"- {turn.topic}: {json.dumps(payload, ensure_ascii=False)}"[:TURN_TEXT_CHARS]
+                line = event_line(turn.topic, payload, TURN_TEXT_CHARS)
                 pieces.append(Piece("recent", turn.event_id, line, relevance, turn.created_at, taint=taint))
                 continue
             text = payload.get("text") if isinstance(payload, dict) else None

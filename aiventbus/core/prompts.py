@@ -38,6 +38,15 @@ QUESTION_EXAMPLES: tuple[tuple[str, str], ...] = (
     ("Question: What is 7 times 6?", "7 times 6 is 42."),
 )
 
+# Put first when the prompt lists recent events. Measured over four file names, three answers each: asked which file
+# was just created, the model named it 3 of 12 times without this turn and 12 of 12 with it (with a file.deleted
+# example instead, 0 of 3). Always included, it cost two arithmetic answers of six, so it comes only with its context.
+RECENT_EVENT_EXAMPLE: tuple[str, str] = (
+    'Recent events (newest first):\n- file.created: {"name": "tax_form.docx", "path": "/home/ann/tax_form.docx",'
+    ' "size": 5120, "type": "file"}\n\nQuestion: Which file was just created?',
+    "The file tax_form.docx was just created.",
+)
+
 
 def example_reply(summary: str) -> str:
     """An example answer exactly as the response format asks for it."""

@@ -102,7 +102,7 @@ class FileWatcherProducer:
                     for change, raw in sorted(changes, key=lambda item: item[1]):
                         path = Path(raw)
                         topic = TOPICS[change]
-                        shown = {"path": shown_name(str(path)), "name": shown_name(path.name)}
+                        shown = {"name": shown_name(path.name), "path": shown_name(str(path))}
                         payload: dict[str, Any] = {**shown, **describe_path(path)}
                         if change is Change.deleted:
                             payload = {**shown, "size": None, "type": "unknown"}

@@ -1,6 +1,8 @@
 """Questions with known answers, asked of the real SmolLM2-135M (llama.cpp's server) through a real daemon, checked
 on what the answer says: arithmetic in one conversation, a fact placed in knowledge, the file the file watcher just
-reported, and which of two events is a security problem. Temperature 0 (greedy decoding): each run answers alike."""
+reported, and which of two events is a security problem. Temperature 0 (greedy decoding), yet one answer can turn
+on a small difference (a temporary path in the prompt, another CPU's floating point): each check asks several
+questions and wants more right than chance or copying could give."""
 
 from __future__ import annotations
 
@@ -124,9 +126,9 @@ async def fact_from_knowledge(tmp_path: Path, server: LlamaServer) -> tuple[str,
     return answer, says(answer, "Biscuit")
 
 
-async def file_just_reported(tmp_path: Path, server: LlamaServer) -> tuple[str, bool]:
+async def file_just_reported(tmp_path: Path, server: LlamaServer, name: str) -> tuple[str, bool]:
     watched = tmp_path / "inbox"
-    watched.mkdir()
+    watched.mkdir(parents=True)
     producers = {
         "file_watcher_enabled": True,
         "file_watcher_paths": [str(watched)],
@@ -138,32 +140,48 @@ async def file_just_reported(tmp_path: Path, server: LlamaServer) -> tuple[str, 
 
         async def reported() -> dict[str, Any] | None:
             listed = (await d.client.get("/api/v1/events", params={"topic": "file.created"})).json()["events"]
-            return next((e for e in listed if e["payload"].get("path", "").endswith("invoice_march.pdf")), None)
+            return next((e for e in listed if e["payload"].get("name") == name), None)
 
         # inotify is set up in the watcher's thread: write until the watcher reports the file.
-        target = watched / "invoice_march.pdf"
+        target = watched / name
 
         async def written_and_reported() -> dict[str, Any] | None:
-            target.write_bytes(b"%PDF-1.4 invoice")
+            target.write_bytes(b"some content")
             return await reported()
 
         event = await eventually(written_and_reported, timeout=30, interval=0.5)
         await answer_of(d, event["id"])  # the assistant has seen the file event: it is part of the conversation
         answer = await ask(d, "Which file was just created?")
-    return answer, says(answer, "invoice_march.pdf")
+    return answer, says(answer, name)
+
+
+# Each file in a daemon of its own. The name can only come from the watcher's event; a single greedy answer of a
+# 135M model turns on small differences (the temporary path in the event, the CPU's floating point), so the test
+# asks about three files and wants two named.
+CREATED_FILES = ("invoice_march.pdf", "holiday_photo.jpg", "budget_2027.xlsx")
+FILES_NAMED_AT_LEAST = 2
+
+ATTACK = ("log.auth", {"message": "50 failed ssh password logins for root from 203.0.113.9"})
+HARMLESS = {
+    "backup": ("log.info", {"message": "nightly backup finished, 12 GB copied"}),
+    "wifi": ("log.info", {"message": "wifi connected to HomeNet"}),
+    "dentist": ("calendar.reminder", {"message": "dentist appointment at 15:00"}),
+}
+# Six cases, the attack first and last beside each harmless event: naming whichever event comes first (or last)
+# scores three, so four is more than position can explain.
+SECURITY_RIGHT_AT_LEAST = 4
 
 
 async def security_of_two(tmp_path: Path, server: LlamaServer) -> list[tuple[str, str, bool]]:
-    """Two events as context refs of the question; asked with each order, the security event must be named."""
-    attack = ("log.auth", {"message": "50 failed ssh password logins for root from 203.0.113.9"})
-    backup = ("log.info", {"message": "nightly backup finished, 12 GB copied"})
+    """Two events as context refs of the question, in both orders; the attack must be named, the other not."""
     results = []
-    for index, pair in enumerate([(attack, backup), (backup, attack)]):
-        async with assistant(tmp_path / f"o{index}", server) as asking:
-            refs = [(await publish(asking.d, topic, payload))["id"] for topic, payload in pair]
-            answer = await ask(asking.d, "Which of these two events is a security problem?", context_refs=refs)
-        named = says(answer, "ssh") or says(answer, "203.0.113.9") or says(answer, "root")
-        results.append((f"order {index}", answer, named and not says(answer, "backup")))
+    for word, harmless in HARMLESS.items():
+        for order, pair in (("attack first", (ATTACK, harmless)), ("attack last", (harmless, ATTACK))):
+            async with assistant(tmp_path / f"{word}-{order.split()[1]}", server) as asking:
+                refs = [(await publish(asking.d, topic, payload))["id"] for topic, payload in pair]
+                answer = await ask(asking.d, "Which of these two events is a security problem?", context_refs=refs)
+            named = says(answer, "ssh") or says(answer, "203.0.113.9") or says(answer, "root")
+            results.append((f"{word}, {order}", answer, named and not says(answer, word)))
     return results
 
 
@@ -183,10 +201,10 @@ async def test_a_fact_placed_in_knowledge(tmp_path: Path, llama_server: LlamaSer
 
 
 async def test_the_file_the_watcher_just_reported(tmp_path: Path, llama_server: LlamaServer) -> None:
-    answer, ok = await file_just_reported(tmp_path, llama_server)
-    assert ok, answer
+    results = [await file_just_reported(tmp_path / name, llama_server, name) for name in CREATED_FILES]
+    assert sum(ok for _, ok in results) >= FILES_NAMED_AT_LEAST, results
 
 
 async def test_which_of_two_events_is_a_security_problem(tmp_path: Path, llama_server: LlamaServer) -> None:
     results = await security_of_two(tmp_path, llama_server)
-    assert all(ok for _, _, ok in results), results
+    assert sum(ok for _, _, ok in results) >= SECURITY_RIGHT_AT_LEAST, results

@@ -125,7 +125,7 @@ async def test_knowledge_written_by_a_webhook_run_stays_untrusted(tmp_path: Path
         assert entry["taint"] == ["webhook"]
 
         query, prompt = await clean_request_is_parked(d, ollama_server, marker, "any system maintenance to do today?")
-        assert "[untrusted: webhook] - system.maintenance" in prompt
+        assert "- [untrusted: webhook] system.maintenance" in prompt
         assert (await answered(d, query["trace_id"], agent))["taint"] == ["webhook"]  # type: ignore[index]
 
 
@@ -197,7 +197,7 @@ async def test_memory_distilled_from_a_tainted_run_stays_untrusted(tmp_path: Pat
         assert memory["taint"] == ["webhook"], memory
 
         _, prompt = await clean_request_is_parked(d, ollama_server, marker, "what does the user want every morning?")
-        assert "[untrusted: webhook] - [procedural, user]" in prompt
+        assert "- [untrusted: webhook] [procedural, user]" in prompt
 
 
 async def test_control_trusted_flows_still_auto_run(
@@ -260,7 +260,7 @@ async def test_a_run_tainted_only_by_its_transcript_cannot_auto_run(
         await eventually(lambda: answered(d, hook["trace_id"], agent))
 
         _, prompt = await clean_request_is_parked(d, ollama_server, marker, "go ahead")
-        assert "[untrusted: webhook] - webhook.note:" in prompt and "SYSTEM MAINTENANCE" in prompt
+        assert "- [untrusted: webhook] webhook.note:" in prompt and "SYSTEM MAINTENANCE" in prompt
 
 
 # Shapes an allowlisted program was once auto-run in (issue 11, item 4): each must wait for approval or be refused,

@@ -156,7 +156,9 @@ async def test_prompt_holds_event_refs_transcript_pins_and_knowledge(stage: Stag
     asked = await stage.publish(topic="user.query", payload={"text": "why did nginx crash? which os is this?"})
     followup = await stage.context.build(SECURITY, asked, "You guard the machine.")
     roles = [m.role for m in followup.messages]
-    assert roles == ["system", *["user", "assistant"] * 4, "user"]  # three worked examples, then the earlier turn
+    # four worked examples (the recent-event one too: the prompt lists a recent event), then the earlier turn
+    assert roles == ["system", *["user", "assistant"] * 5, "user"]
+    assert followup.messages[1].content.startswith("Recent events (newest first):\n- file.created:")
     assert followup.messages[-3].content == "Question: is nginx up?"
     assert "nginx is down since 10:02" in followup.messages[-2].content
     last = followup.messages[-1].content

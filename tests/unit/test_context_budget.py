@@ -13,7 +13,7 @@ from aiventbus.core.context import (
     truncate_to_tokens,
     worked_examples,
 )
-from aiventbus.core.prompts import QUESTION_EXAMPLES
+from aiventbus.core.prompts import QUESTION_EXAMPLES, RECENT_EVENT_EXAMPLE
 
 
 @pytest.mark.parametrize(
@@ -83,9 +83,9 @@ def test_untrusted_pieces_are_marked_where_they_stand() -> None:
         Piece("event", "evt_1", "topic: user.query", 1.0, required=True),
     ]
     system, final = assemble("You help.", pieces, ["clipboard", "webhook"])
-    assert "[untrusted: webhook] - system.note" in final.content  # facts stand next to the event
+    assert "- [untrusted: webhook] system.note" in final.content  # facts stand next to the event
     assert "\n- user.editor" in final.content and "user.editor" not in system.content
-    assert "[untrusted: clipboard] - [semantic, user]" in final.content
+    assert "- [untrusted: clipboard] [semantic, user]" in final.content
     assert final.content.startswith("Some content below comes from untrusted sources (clipboard, webhook)")
     assert "Event:\ntopic: user.query" in final.content
 
@@ -98,3 +98,9 @@ def test_a_trusted_prompt_has_no_untrusted_note() -> None:
 def test_worked_examples_only_when_they_take_a_modest_share_of_the_budget() -> None:
     assert worked_examples(1900) == QUESTION_EXAMPLES  # a 2,048-token window
     assert worked_examples(400) == ()  # a 512-token window: the facts and the question come first
+
+
+def test_the_recent_event_example_comes_first_only_when_the_prompt_lists_recent_events() -> None:
+    assert worked_examples(1900, recent_events=True) == (RECENT_EVENT_EXAMPLE, *QUESTION_EXAMPLES)
+    assert RECENT_EVENT_EXAMPLE not in worked_examples(1900, recent_events=False)
+    assert worked_examples(400, recent_events=True) == ()
