@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aiventbus: config error: {error}".splitlines()[0], file=sys.stderr)
         return 2
     setup_logging(config, args.log_level)
-    from aiventbus.daemon import run_daemon
+    from aiventbus.api.app import run_daemon
 
     try:
         run_loop(run_daemon(config))

@@ -13,41 +13,39 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
+from starlette.types import ASGIApp
 
 from aiventbus import __version__
-from aiventbus.api.auth import load_or_create_token
-from aiventbus.api.hub import Hub
+from aiventbus.actions.mcp import McpService
 from aiventbus.config import Config
+from aiventbus.core.agent_registry import AgentRegistry
+from aiventbus.core.agent_run import AgentRunner
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import Event
+from aiventbus.core.executor import Executor
+from aiventbus.core.hub import Hub
+from aiventbus.core.router import Router
+from aiventbus.core.scheduler import Scheduler
+from aiventbus.core.wiring import build_distiller, build_recall
 from aiventbus.errors import AiventbusError
+from aiventbus.llm.registry import LLMRegistry, Target
 from aiventbus.platform import current as current_platform
+from aiventbus.platform.base import Platform
 from aiventbus.platform.lock import DataDirLock
 from aiventbus.producers.registry import ProducerManager
+from aiventbus.records.events import Event
+from aiventbus.service import Problem, Service
+from aiventbus.store.agents import AgentTable
+from aiventbus.store.assignments import AssignmentTable
 from aiventbus.store.database import Database
+from aiventbus.store.events import EventQueries
+from aiventbus.store.token import load_or_create_token
 from aiventbus.telemetry import Metrics
 
-if TYPE_CHECKING:
-    from aiventbus.llm.registry import Target
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something that keeps a part of the daemon from working, and how to fix it."""
-
-    component: str
-    problem: str
-    fix: str = ""
-
-    def to_api(self) -> dict[str, str]:
-        return {"component": self.component, "problem": self.problem, "fix": self.fix}
 
 
 class ListenFailed(AiventbusError):
@@ -82,17 +80,6 @@ def bind_listener(host: str, port: int, config_source: str | None = None) -> soc
     return sock
 
 
-@runtime_checkable
-class Service(Protocol):
-    """A component with a lifecycle; the daemon starts them in order and stops them in reverse."""
-
-    name: str
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
 class Daemon:
     def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
@@ -106,10 +93,10 @@ class Daemon:
         self.services: list[Service] = []
         self.routers: list[APIRouter] = []
         self.started_at = 0.0
-        self.app: FastAPI | None = None
         self.server: uvicorn.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
+        self._exit_requested = False
         self.lock = DataDirLock(config.data_dir)
         self._listener: socket.socket | None = None
 
@@ -133,35 +120,45 @@ class Daemon:
         for service in self.services:
             await service.start()
         self.started_at = time.time()
-        from aiventbus.api.app import create_app
-
-        self.app = create_app(self)
-        # Everything built so far lives as long as the daemon: keep it out of the collector's full sweeps,
-        # which otherwise show up as tens of milliseconds of tail latency. stop() gives it back.
-        gc.collect()
-        gc.freeze()
 
     def _build(self) -> None:
-        """Wire the pipeline in order; each stage is kept as an attribute and, if it has a lifecycle, a service."""
+        """Wire the pipeline in order, each part given what it calls through its constructor; each stage is kept as
+        an attribute and, if it has a lifecycle, a service (started in this order, stopped in reverse)."""
         self.bus.subscribe(self._forward_to_hub)
         # LLM first: the memory distiller, the context engine and the agents all call models through it.
-        from aiventbus.llm.registry import LLMRegistry
-
         self.llm = LLMRegistry(self.config, self.metrics, clock=self.clock, users=self._llm_targets_in_use)
-        self.services.append(self.llm)
-        # Knowledge, long-term memory (+ distiller, ambient lane) and the context engine that reads them.
-        from aiventbus.core.memory.wiring import build_memory_stage
-
-        memory_stage = build_memory_stage(self)
-        self.knowledge, self.memory = memory_stage.knowledge, memory_stage.memory
-        self.context, self.distiller = memory_stage.context, memory_stage.distiller
-        self.services += [self.knowledge, self.memory, self.distiller]
-        self.bus.subscribe(self.distiller.on_event)
-        # Executor: policy-gated actions, approvals, backups, tool backends (+ the MCP servers as backends).
-        from aiventbus.actions.mcp import McpService
-        from aiventbus.core.executor import Executor
-
+        # Knowledge and long-term memory, and the context engine that reads them into prompts.
+        secrets = lambda: (self.token,)  # noqa: E731 - the token is read when the daemon starts, after wiring
+        recall = build_recall(self.config, self.db, self.clock, self.llm.provider, secrets)
+        self.knowledge, self.memory, self.context = recall.knowledge, recall.memory, recall.context
         platform = current_platform(self.config.producers)
+        self._build_executor(platform, secrets)
+        self._build_agents()
+        self.services += [
+            self.llm,
+            self.knowledge,
+            self.memory,
+            self.distiller,
+            self.executor,
+            self.mcp,
+            self.agents,
+            self.scheduler,
+            self.router,
+        ]
+        # Producers last: they feed a pipeline that must be ready, start after every other service and stop first.
+        self.producers = ProducerManager(
+            self.config.producers,
+            self.bus.publish,
+            self.metrics,
+            platform,  # the executor's: one sandbox probe serves both reports
+            self.config.state_dir,
+            hub=self.hub,
+            clock=self.clock,
+        )
+        self.services.append(self.producers)
+
+    def _build_executor(self, platform: Platform, secrets: Callable[[], tuple[str, ...]]) -> None:
+        """Executor: policy-gated actions, approvals, backups, tool backends (+ the MCP servers as backends)."""
         self.executor = Executor(
             self.config,
             self.db,
@@ -172,35 +169,22 @@ class Daemon:
             platform=lambda: platform,
             clock=self.clock,
             daemon_port=lambda: self.bound_port,
-            secrets=lambda: (self.token,),
+            secrets=secrets,
             sandbox=platform.sandbox,
         )
         self.mcp = McpService(self.config.tools.mcp_servers, self.executor.tool_registry)
-        self.services += [self.executor, self.mcp]
-        # Agents, routing rules and lanes: event -> rules/classifier -> assignments -> scheduler -> agent run.
-        from aiventbus.core.agents import AgentRegistry, AgentRunner
-        from aiventbus.core.router import Router
-        from aiventbus.core.scheduler import Scheduler
-        from aiventbus.store.agents import AgentTable
-        from aiventbus.store.assignments import AssignmentTable
 
+    def _build_agents(self) -> None:
+        """Agents, routing rules and lanes: event -> rules/classifier -> assignments -> scheduler -> agent run; and
+        the distiller, which makes its model calls in the scheduler's ambient lane."""
         self.agents = AgentRegistry(
             AgentTable(self.db), self.config.ollama.default_model, clock=self.clock, checker=self.llm
         )
-        self.scheduler = Scheduler(
-            AssignmentTable(self.db),
-            self.config.lanes,
-            self.config.agents,
-            self.metrics,
-            self.hub,
-            clock=self.clock,
-            depth_sample_interval_seconds=self.config.telemetry.queue_depth_sample_interval_seconds,
-            report=self.bus.publish_system,
-        )
-        self.scheduler.runner = AgentRunner(
+        assignments = AssignmentTable(self.db)
+        runner = AgentRunner(
             registry=self.agents,
             bus=self.bus,
-            table=self.scheduler.table,
+            table=assignments,
             llm=self.llm,
             context=self.context,
             executor=self.executor,
@@ -209,6 +193,21 @@ class Daemon:
             ollama=self.config.ollama,
             clock=self.clock,
         )
+        self.scheduler = Scheduler(
+            assignments,
+            self.config.lanes,
+            self.config.agents,
+            self.metrics,
+            self.hub,
+            runner=runner,
+            clock=self.clock,
+            depth_sample_interval_seconds=self.config.telemetry.queue_depth_sample_interval_seconds,
+            report=self.bus.publish_system,
+        )
+        self.distiller = build_distiller(
+            self.config, self.db, self.memory, self.clock, self.llm.provider, self.scheduler.run_ambient
+        )
+        self.bus.subscribe(self.distiller.on_event)
         self.router = Router(
             db=self.db,
             bus=self.bus,
@@ -222,18 +221,6 @@ class Daemon:
             hub=self.hub,
             clock=self.clock,
         )
-        self.services += [self.agents, self.scheduler, self.router]
-        # Producers last: they feed a pipeline that must be ready, start after every other service and stop first.
-        self.producers = ProducerManager(
-            self.config.producers,
-            self.bus.publish,
-            self.metrics,
-            platform,  # the executor's: one sandbox probe serves both reports
-            self.config.state_dir,
-            hub=self.hub,
-            clock=self.clock,
-        )
-        self.services.append(self.producers)
 
     def _forward_to_hub(self, event: Event) -> None:
         if self.hub.client_count:
@@ -249,10 +236,11 @@ class Daemon:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def serve(self, install_signal_handlers: bool = False) -> None:
-        assert self.app is not None, "start() first"
+    async def serve(self, app: ASGIApp, install_signal_handlers: bool = False) -> None:
+        """Serve `app` (the API the caller built on this daemon) on the socket bound at start."""
+        assert self.started_at, "start() first"
         server_config = uvicorn.Config(
-            self.app,
+            app,
             host=self.config.server.host,
             port=self.config.server.port,
             loop="none",
@@ -270,6 +258,10 @@ class Daemon:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_exit)
         sockets = [self._listener] if self._listener is not None else None
+        # Everything built so far (the pipeline and the app) lives as long as the daemon: keep it out of the
+        # collector's full sweeps (tens of milliseconds of tail latency otherwise). stop() gives it back.
+        gc.collect()
+        gc.freeze()
         await self.server.serve(sockets=sockets)
 
     def _announce(self) -> None:
@@ -278,6 +270,13 @@ class Daemon:
         log.info("aiventbus %s listening on http://%s:%s", __version__, shown, self.bound_port)
 
     def request_exit(self) -> None:
+        """The first SIGINT/SIGTERM stops gracefully (drain, commit, close); a second one exits at once: whatever the
+        bus acknowledged is already committed, so nothing accepted is lost."""
+        if self._exit_requested:
+            log.warning("second stop signal: exiting now, without waiting for work in progress")
+            logging.shutdown()
+            os._exit(130)
+        self._exit_requested = True
         if self.server is not None:
             self.server.should_exit = True
 
@@ -345,7 +344,7 @@ class Daemon:
             if callable(describe):
                 result = describe()
                 components[service.name] = await result if asyncio.iscoroutine(result) else result
-        last_seq = await self.db.fetch_value("SELECT COALESCE(MAX(seq), 0) FROM events")
+        last_seq = await EventQueries(self.db).highest_seq()
         return {
             "status": "degraded" if problems else "ok",
             "version": __version__,
@@ -353,7 +352,7 @@ class Daemon:
             "pid": os.getpid(),
             "uptime_seconds": round(time.time() - self.started_at, 3) if self.started_at else 0.0,
             "bus": {
-                "events_stored": int(last_seq or 0),
+                "events_stored": last_seq,
                 "commits": self.db.commits,
                 "subscriber_failures": self.bus.subscriber_failures,
             },
@@ -375,12 +374,3 @@ class _QuietServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started and self.announce is not None:
             self.announce()
-
-
-async def run_daemon(config: Config) -> None:
-    daemon = Daemon(config)
-    try:
-        await daemon.start()
-        await daemon.serve(install_signal_handlers=True)
-    finally:
-        await daemon.stop()

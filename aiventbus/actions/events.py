@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from aiventbus.actions.models import ActionFailed, ActionScope, EmitEventAction, HandlerResult, LogAction
-from aiventbus.core.bus import EventBus
-from aiventbus.core.events import EventIn
 from aiventbus.errors import ChainLimitExceeded, ValidationFailed
-from aiventbus.producers.redaction import redact_text
+from aiventbus.records.actions import ActionFailed, ActionScope, EmitEventAction, HandlerResult, LogAction
+from aiventbus.records.events import EventIn, EventPublisher
+from aiventbus.redaction import redact_text
 
 agent_log = logging.getLogger("aiventbus.agents")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 class EventActions:
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventPublisher) -> None:
         self.bus = bus
 
     async def emit(self, action: EmitEventAction, scope: ActionScope) -> HandlerResult:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiventbus.actions.models import (
+from aiventbus.errors import NotFound
+from aiventbus.records.actions import (
     ActionFailed,
     ActionScope,
     FileDeleteAction,
@@ -21,8 +22,7 @@ from aiventbus.actions.models import (
     FileWriteAction,
     HandlerResult,
 )
-from aiventbus.core.events import new_id
-from aiventbus.errors import NotFound
+from aiventbus.records.events import new_id
 from aiventbus.store.actions import BackupIndex, BackupRecord
 
 

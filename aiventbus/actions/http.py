@@ -11,8 +11,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from aiventbus.actions.models import ActionFailed, ActionScope, HandlerResult, HttpRequestAction
 from aiventbus.config import ToolsConfig
+from aiventbus.records.actions import ActionFailed, ActionScope, HandlerResult, HttpRequestAction
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 MAX_REDIRECTS = 5

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from aiventbus.actions.models import ActionFailed, ActionScope, GetKnowledgeAction, HandlerResult, SetKnowledgeAction
 from aiventbus.errors import ValidationFailed
+from aiventbus.records.actions import ActionFailed, ActionScope, GetKnowledgeAction, HandlerResult, SetKnowledgeAction
 
 
 class KnowledgeEntryLike(Protocol):

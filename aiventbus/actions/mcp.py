@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mcp import Client, StdioServerParameters
 
-from aiventbus.actions.models import ActionFailed
+from aiventbus.actions.tool_registry import ToolBackend, ToolMethod, ToolRegistry
 from aiventbus.config import McpServerConfig
-from aiventbus.core.tools import ToolBackend, ToolMethod, ToolRegistry
-
-if TYPE_CHECKING:
-    from aiventbus.daemon import Problem
+from aiventbus.records.actions import ActionFailed
+from aiventbus.service import Problem
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +140,6 @@ class McpService:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def problems(self) -> list[Problem]:
-        from aiventbus.daemon import Problem
 
         return [
             Problem(f"mcp:{name}", f"MCP server did not start: {reason}", "check tools.mcp_servers in the config")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from aiventbus.actions.models import (
+from aiventbus.errors import AiventbusError
+from aiventbus.platform.base import APP_LAUNCHING, NOTIFICATIONS_OUTBOUND, Capability
+from aiventbus.records.actions import (
     ActionFailed,
     ActionScope,
     AlertAction,
@@ -13,8 +15,6 @@ from aiventbus.actions.models import (
     NotifyAction,
     OpenAppAction,
 )
-from aiventbus.errors import AiventbusError
-from aiventbus.platform.base import APP_LAUNCHING, NOTIFICATIONS_OUTBOUND, Capability
 
 # The OS capability each desktop action needs.
 NEEDS = {"notify": NOTIFICATIONS_OUTBOUND, "alert": NOTIFICATIONS_OUTBOUND, "open_app": APP_LAUNCHING}

@@ -10,13 +10,15 @@ sandbox dies with its outermost process). A command that cannot start (not found
 127/126 and the reason in `stderr`, like a shell would; it never raises.
 
 `ShellActions.run` is the shell_exec handler: a command no person approved runs inside the platform's sandbox, or
-not at all; `sandbox_report()` says whether auto-run commands can be confined here.
+not at all; `sandbox_report()` says whether auto-run commands can be confined here, `unconfined_reason()` why one
+must wait for a person instead, and `problems()` reports a missing sandbox in the daemon's status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shlex
 import signal
@@ -25,11 +27,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiventbus.actions.models import ActionFailed, ActionScope, HandlerResult, ShellExecAction
 from aiventbus.config import PolicyConfig
 from aiventbus.platform import Capability, Sandbox
 from aiventbus.platform.base import SANDBOX
+from aiventbus.records.actions import ActionFailed, ActionScope, HandlerResult, ShellExecAction
+from aiventbus.service import Problem
 
+log = logging.getLogger(__name__)
 SHELL = "/bin/sh"
 KILL_GRACE_SECONDS = 2.0
 _READ_CHUNK = 65_536
@@ -217,6 +221,20 @@ class ShellActions:
         # Finding which hidden paths exist (globs over /home among them) takes a millisecond of stat calls.
         return await asyncio.to_thread(self.sandbox.wrapper, home, hidden)
 
+    async def probe_sandbox(self) -> None:
+        """Probe the sandbox once (at the executor's start; cached since) and warn when it does not work."""
+        sandbox = await self.sandbox_report()
+        if not sandbox.available:
+            log.warning("auto-run shell commands need approval: no sandbox (%s; %s)", sandbox.reason, sandbox.fix)
+
+    async def unconfined_reason(self) -> str | None:
+        """Why a command the policy would auto-run must wait for a person here (no working sandbox), or None."""
+        sandbox = await self.sandbox_report()
+        if sandbox.available:
+            return None
+        fix = f" (fix: {sandbox.fix})" if sandbox.fix else ""
+        return f"auto-run shell needs a kernel sandbox and none works here: {sandbox.reason}{fix}"
+
     async def sandbox_report(self) -> Capability:
         """Whether auto-run shell commands can be confined here; when not, why and how to fix it."""
         if self.policy.shell_sandbox == "off":
@@ -230,6 +248,14 @@ class ShellActions:
             return None
         report = self.sandbox.report()
         return None if report.available else report
+
+    def problems(self) -> list[Problem]:
+        """The missing sandbox, unless the user turned it off: every shell command then waits for approval."""
+        missing = self.missing_sandbox()
+        if missing is None:
+            return []
+        problem = f"no kernel sandbox, so every shell command waits for approval: {missing.reason}"
+        return [Problem("executor.sandbox", problem, missing.fix)]
 
     async def sandbox_status(self) -> dict[str, Any]:
         report = await self.sandbox_report()

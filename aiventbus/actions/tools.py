@@ -6,9 +6,9 @@ import asyncio
 import json
 from typing import Any
 
-from aiventbus.actions.models import ActionFailed, ActionScope, HandlerResult, ToolCallAction
-from aiventbus.core.tools import ToolRegistry
+from aiventbus.actions.tool_registry import ToolRegistry
 from aiventbus.errors import AiventbusError
+from aiventbus.records.actions import ActionFailed, ActionScope, HandlerResult, ToolCallAction
 
 DEFAULT_TOOL_TIMEOUT_SECONDS = 60.0
 MAX_OUTPUT_CHARS = 65_536

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from aiventbus.api.body import parse_model, read_json
 from aiventbus.api.deps import daemon_of
-from aiventbus.errors import AiventbusError
 from aiventbus.store.actions import ActionRecord, ActionStatus
 
 if TYPE_CHECKING:
@@ -33,15 +32,8 @@ class DenyBody(BaseModel):
     reason: str = Field("", max_length=2000, description="Why the action is denied (shown in history)")
 
 
-class ExecutorMissing(AiventbusError):
-    status_code = 503
-
-
 def executor_of(request: Request) -> Executor:
-    executor: Executor | None = getattr(daemon_of(request), "executor", None)
-    if executor is None:
-        raise ExecutorMissing("the executor is not running in this daemon")
-    return executor
+    return daemon_of(request).executor
 
 
 @router.get("/pending", response_model=ActionPage)

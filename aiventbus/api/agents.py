@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from aiventbus.api.body import read_model
 from aiventbus.api.deps import daemon_of
-from aiventbus.core.agent_spec import AgentIn, AgentPatch, AgentSpec
+from aiventbus.records.agents import AgentIn, AgentPatch, AgentSpec
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,10 +24,9 @@ from aiventbus.api import webhooks as webhooks_api
 from aiventbus.api import ws as ws_api
 from aiventbus.api.auth import GuardMiddleware, needs_token
 from aiventbus.api.body import describe
+from aiventbus.config import Config
+from aiventbus.daemon import Daemon
 from aiventbus.errors import AiventbusError
-
-if TYPE_CHECKING:
-    from aiventbus.daemon import Daemon
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong API token"},
@@ -159,3 +158,13 @@ class MetricsMiddleware:
 
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+async def run_daemon(config: Config) -> None:
+    """Start the daemon, serve its API until a stop signal, then stop it."""
+    daemon = Daemon(config)
+    try:
+        await daemon.start()
+        await daemon.serve(create_app(daemon), install_signal_handlers=True)
+    finally:
+        await daemon.stop()

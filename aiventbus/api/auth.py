@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
-import secrets
 from collections.abc import Iterable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,22 +16,6 @@ PUBLIC_PATHS = frozenset(
     {"/metrics", "/api/v1/system/status", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
 )
 WEBHOOK_PREFIX = "/api/v1/webhooks/"
-
-
-def load_or_create_token(path: Path) -> str:
-    """The API token, created with mode 0600 on first start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        os.chmod(path, 0o600)
-        token = path.read_text(encoding="utf-8").strip()
-        if token:
-            return token
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
-    os.chmod(path, 0o600)
-    return token
 
 
 def host_name(host_header: str) -> str:

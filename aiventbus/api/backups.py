@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from aiventbus.actions.models import ActionFailed
 from aiventbus.api.actions import executor_of
 from aiventbus.errors import Conflict
+from aiventbus.records.actions import ActionFailed
 from aiventbus.store.actions import BackupRecord
 
 router = APIRouter(prefix="/api/v1/backups", tags=["backups"])

@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from aiventbus.api.body import InvalidBody, parse_model, read_json
 from aiventbus.api.deps import daemon_of
-from aiventbus.core.events import Event, EventIn, EventStatus
 from aiventbus.errors import ChainLimitExceeded, NotFound, ValidationFailed
+from aiventbus.records.events import Event, EventIn, EventStatus
 from aiventbus.store.events import EventFilter
 
 router = APIRouter(prefix="/api/v1", tags=["events"])

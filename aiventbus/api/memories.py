@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aiventbus.api.body import read_model
 from aiventbus.api.deps import daemon_of
-from aiventbus.core.memory.model import SCOPE_PATTERN, Memory, MemoryIn, MemoryPage, MemoryPatch
 from aiventbus.errors import NotFound
+from aiventbus.records.memory import SCOPE_PATTERN, Memory, MemoryIn, MemoryPage, MemoryPatch
 
 router = APIRouter(prefix="/api/v1", tags=["memory"])
 

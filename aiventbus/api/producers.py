@@ -8,13 +8,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from aiventbus.api.deps import daemon_of
-from aiventbus.errors import AiventbusError
 
 router = APIRouter(prefix="/api/v1", tags=["producers"])
-
-
-class ProducersUnavailable(AiventbusError):
-    status_code = 503
 
 
 class CapabilityReport(BaseModel):
@@ -49,12 +44,10 @@ class ProducersPage(BaseModel):
     capabilities: list[CapabilityReport]
 
 
-@router.get("/producers", response_model=ProducersPage, responses={503: {"description": "Producers not started"}})
+@router.get("/producers", response_model=ProducersPage)
 async def list_producers(request: Request) -> ProducersPage:
     """Every producer, including disabled and unavailable ones with the reason and fix."""
-    manager = getattr(daemon_of(request), "producers", None)
-    if manager is None:
-        raise ProducersUnavailable("producers are not running in this daemon")
+    manager = daemon_of(request).producers
     return ProducersPage.model_validate(
         {"platform": manager.platform.name, "producers": manager.report(), "capabilities": manager.capabilities()}
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from aiventbus.api.agents import BODY_ERRORS, body_schema
 from aiventbus.api.body import read_model
 from aiventbus.api.deps import daemon_of
-from aiventbus.core.agent_spec import RoutingRule, RoutingRuleIn, RoutingRulePatch
+from aiventbus.records.agents import RoutingRule, RoutingRuleIn, RoutingRulePatch
 
 router = APIRouter(prefix="/api/v1", tags=["routing"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such routing rule"}}

@@ -31,8 +31,7 @@ class WebhookAccepted(BaseModel):
 )
 async def receive_webhook(name: str, request: Request) -> WebhookAccepted:
     """Publish the body as webhook.<name> when its signature matches the hook's secret."""
-    manager = getattr(daemon_of(request), "producers", None)
-    producer = manager.get("webhook") if manager is not None else None
+    producer = daemon_of(request).producers.get("webhook")
     if not isinstance(producer, WebhookProducer):
         raise NotFound("webhook", name)
     producer.check_hook(name)

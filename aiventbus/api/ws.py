@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from aiventbus.api.hub import CHANNELS
+from aiventbus.core.hub import CHANNELS
 from aiventbus.values import escaped
 
 router = APIRouter()

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from aiventbus.actions.models import InvalidAction, parse_action
-from aiventbus.core.policy import decide
+from aiventbus.core.policy import PolicyRules, decide
 from aiventbus.errors import Conflict, NotFound, PolicyDenied
+from aiventbus.records.actions import Action, InvalidAction, parse_action
 from aiventbus.store.actions import ActionRecord, ActionStatus, ActionStore, ClaimOutcome
 
-if TYPE_CHECKING:
-    from aiventbus.core.executor import Executor
+
+class ApprovedRunner(Protocol):
+    """What approving needs of the executor: the policy as it stands now, and running or announcing a decision."""
+
+    def rules(self) -> PolicyRules: ...
+
+    def policy_view_sync(self, action: Action) -> dict[str, Any]: ...
+
+    async def run(self, record: ActionRecord, action: Action | None = None) -> ActionRecord: ...
+
+    async def announce(self, record: ActionRecord) -> ActionRecord: ...
 
 
 class Approvals:
     """The user's side of `confirm`: list, approve (which executes) and deny pending actions."""
 
-    def __init__(self, store: ActionStore, executor: Executor, clock: Callable[[], float]) -> None:
+    def __init__(self, store: ActionStore, executor: ApprovedRunner, clock: Callable[[], float]) -> None:
         self.store = store
         self.executor = executor
         self.clock = clock

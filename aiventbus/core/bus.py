@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiventbus.config import BusConfig
-from aiventbus.core.events import ChainLimits, Event, EventIn, Priority
 from aiventbus.errors import AiventbusError, ChainLimitExceeded, PayloadTooLarge, StoreClosed
+from aiventbus.records.events import ChainLimits, Event, EventIn, Priority
 from aiventbus.store.database import Database
 from aiventbus.store.events import (
     MAX_ROWS_PER_INSERT,

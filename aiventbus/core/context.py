@@ -9,16 +9,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aiventbus.core.agent_spec import AgentSpec, agent_slug
-from aiventbus.core.events import Event, lane_of
 from aiventbus.core.knowledge import KnowledgeStore
-from aiventbus.core.memory.model import Memory
 from aiventbus.core.memory.search import content_terms, same_fact
 from aiventbus.core.memory.store import MemoryStore
 from aiventbus.core.prompts import QUESTION_EXAMPLES, RECENT_EVENT_EXAMPLE, example_reply
 from aiventbus.labels import join
 from aiventbus.llm.base import ChatMessage
-from aiventbus.producers.redaction import mask_secrets
+from aiventbus.records.agents import AgentSpec, agent_slug
+from aiventbus.records.events import Event, lane_of
+from aiventbus.records.memory import Memory
+from aiventbus.redaction import mask_secrets
+from aiventbus.store.agents import AgentTable
+from aiventbus.store.assignments import AssignmentTable
 from aiventbus.store.database import Database
 from aiventbus.store.events import EventQueries
 from aiventbus.store.knowledge import KnowledgeEntry
@@ -300,13 +302,14 @@ class ContextEngine:
     ) -> None:
         self.db = db
         self.events = EventQueries(db)
+        self.responses = AssignmentTable(db)
         self.knowledge = knowledge
         self.memory = memory
         self.default_context_tokens = default_context_tokens
         self.answer_tokens = answer_tokens
         self.transcript_turns = transcript_turns
         self.recall_limit = recall_limit
-        self.agent_ids = agent_ids or self._stored_agent_ids
+        self.agent_ids = agent_ids or AgentTable(db).ids
         self.secrets = secrets
         self.interactive_prefixes = tuple(interactive_prefixes)
 
@@ -370,12 +373,6 @@ class ContextEngine:
                 scopes.append(scope)
         return scopes
 
-    async def _stored_agent_ids(self) -> set[str]:
-        exists = await self.db.fetch_value("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agents'")
-        if not exists:
-            return set()
-        return {row["id"] for row in await self.db.fetch_all("SELECT id FROM agents")}
-
     async def _refs(self, event: Event) -> list[Piece]:
         refs = await self.events.get_many(event.context_refs)
         order = {ref: i for i, ref in enumerate(event.context_refs)}
@@ -395,25 +392,19 @@ class ContextEngine:
         self, agent_id: str, limit: int, exclude_event: str | None = None
     ) -> list[TranscriptTurn]:
         """The agent's latest responses with the events that caused them, newest first."""
-        rows = await self.db.fetch_all(
-            "SELECT r.id, r.event_id, r.raw_text, r.summary, r.response, r.taint, r.created_at, e.topic, e.payload,"
-            " e.taint AS event_taint FROM agent_responses r JOIN events e ON e.id = r.event_id"
-            " WHERE r.agent_id = ? AND r.event_id != ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
-            (agent_id, exclude_event or "", limit),
-        )
         return [
             TranscriptTurn(
-                response_id=row["id"],
-                event_id=row["event_id"],
-                topic=row["topic"],
-                payload=row["payload"],
-                summary=row["summary"],
-                answer=row["response"] or row["raw_text"] or "",
-                parsed=row["response"] is not None,
-                taint=join(json.loads(row["taint"] or "[]"), json.loads(row["event_taint"] or "[]")),
-                created_at=row["created_at"],
+                response_id=row.response_id,
+                event_id=row.event_id,
+                topic=row.topic,
+                payload=row.payload,
+                summary=row.summary,
+                answer=row.response or row.raw_text or "",
+                parsed=row.response is not None,
+                taint=join(row.taint, row.event_taint),
+                created_at=row.created_at,
             )
-            for row in rows
+            for row in await self.responses.transcript(agent_id, limit, exclude_event)
         ]
 
     async def _transcript(self, agent: AgentSpec, event: Event) -> list[Piece]:

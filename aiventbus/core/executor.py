@@ -1,23 +1,38 @@
-"""The executor: validate proposals, ask the policy, run or park them, record everything, emit results."""
+"""The executor: validate proposals, ask the policy, run or park them, record everything, emit results.
+
+Running an action is dispatching it to its handler in actions/ (`_build_handlers`); results go out through
+core/action_results.py."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiventbus.actions.events import EventActions
 from aiventbus.actions.files import BackupStore, FileActions
 from aiventbus.actions.http import HttpActions, Resolver, system_resolver
 from aiventbus.actions.knowledge import KnowledgeActions, KnowledgeBackend
-from aiventbus.actions.models import (
+from aiventbus.actions.notify import DesktopActions, DesktopPlatform
+from aiventbus.actions.shell import ShellActions
+from aiventbus.actions.tool_registry import ToolRegistry
+from aiventbus.actions.tools import ToolActions
+from aiventbus.config import Config
+from aiventbus.core.action_results import ActionResults, bounded
+from aiventbus.core.approvals import Approvals
+from aiventbus.core.bus import EventBus
+from aiventbus.core.policy import PolicyRules, decide
+from aiventbus.core.shell_analysis import sensitive_targets
+from aiventbus.errors import AiventbusError
+from aiventbus.labels import join
+from aiventbus.platform import Sandbox, current_sandbox
+from aiventbus.records.actions import (
     ACTION_DOCS,
     ACTION_TYPES,
     RESULT_ORIGINS,
@@ -31,34 +46,17 @@ from aiventbus.actions.models import (
     canonical_json,
     parse_action,
 )
-from aiventbus.actions.notify import DesktopActions, DesktopPlatform
-from aiventbus.actions.shell import ShellActions
-from aiventbus.actions.tools import ToolActions
-from aiventbus.api.hub import Hub
-from aiventbus.config import Config
-from aiventbus.core.approvals import Approvals
-from aiventbus.core.bus import EventBus
-from aiventbus.core.events import Event, EventIn, new_id
-from aiventbus.core.policy import PolicyRules, decide
-from aiventbus.core.shell_analysis import sensitive_targets
-from aiventbus.core.tools import ToolRegistry
-from aiventbus.errors import AiventbusError
-from aiventbus.labels import join
-from aiventbus.platform import Sandbox, current_sandbox
-from aiventbus.producers.redaction import mask_secrets
+from aiventbus.records.events import Event, new_id
+from aiventbus.redaction import mask_secrets
+from aiventbus.service import LiveFeed, Problem
 from aiventbus.store.actions import ActionRecord, ActionStatus, ActionStore, BackupIndex, NewAction
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 from aiventbus.values import escaped
 
-if TYPE_CHECKING:
-    from aiventbus.daemon import Problem
-
 log = logging.getLogger(__name__)
 Handler = Callable[[Any, ActionScope], Awaitable[HandlerResult]]
 T = TypeVar("T")
-# Room left in an event payload for everything but the result itself.
-PAYLOAD_HEADROOM_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ class Executor:
         config: Config,
         db: Database,
         bus: EventBus,
-        hub: Hub,
+        hub: LiveFeed,
         metrics: Metrics,
         knowledge: KnowledgeBackend | None,
         platform: Callable[[], DesktopPlatform],
@@ -132,6 +130,7 @@ class Executor:
         self.backups = BackupStore(config.backups_dir, BackupIndex(db), clock)
         self.tool_registry = ToolRegistry()
         self.approvals = Approvals(self.store, self, clock)
+        self.results = ActionResults(bus, hub, self.store, config.bus)
         self._handlers = self._build_handlers(platform)
 
     def _build_handlers(self, platform: Callable[[], DesktopPlatform]) -> dict[str, Handler]:
@@ -259,11 +258,9 @@ class Executor:
         view = await self.policy_view(action)
         decision = decide(action_type, view, taint=ctx.label, rules=self.rules())
         if decision.verdict == "auto" and action_type == "shell_exec":
-            sandbox = await self.shell.sandbox_report()
-            if not sandbox.available:
-                fix = f" (fix: {sandbox.fix})" if sandbox.fix else ""
-                why = f"auto-run shell needs a kernel sandbox and none works here: {sandbox.reason}{fix}"
-                return "confirm", "sandbox.unavailable", f"{why}; {decision.reason}"
+            unconfined = await self.shell.unconfined_reason()
+            if unconfined is not None:
+                return "confirm", "sandbox.unavailable", f"{unconfined}; {decision.reason}"
         return decision.verdict, decision.rule, decision.reason
 
     def _confinement(self) -> tuple[str, tuple[str, ...]]:
@@ -298,7 +295,7 @@ class Executor:
         shown = escaped(proposal) if isinstance(proposal, dict) else {"value": repr(escaped(proposal))[:500]}
         await self.bus.publish_system(
             kind,
-            {"agent_id": ctx.agent_id, "reason": error.reason, "proposal": _bounded(shown, 8192)},
+            {"agent_id": ctx.agent_id, "reason": error.reason, "proposal": bounded(shown, 8192)},
             trace_id=ctx.trace_id,
             parent_event=parent,
         )
@@ -336,7 +333,7 @@ class Executor:
         result_taint = join(record.taint, [origin] if origin else (), result.taint if result is not None else ())
         data, error = self._without_secrets(data), self._without_secrets(error)
         finished = await self.store.finish(record.id, status, self.clock(), data, error, result_taint)
-        return await self._publish_result(finished, result.source if result is not None else "executor")
+        return await self.results.publish(finished, result.source if result is not None else "executor")
 
     def _without_secrets(self, value: T) -> T:
         """`value` with the daemon's own secrets (the API token) and well-known secret shapes masked."""
@@ -345,69 +342,24 @@ class Executor:
     async def announce(self, record: ActionRecord) -> ActionRecord:
         """Count and publish a decision that ran nothing (denied, expired)."""
         self.metrics.action_executions.labels(record.agent_id, record.action_type, record.status.value).inc()
-        return await self._publish_result(record, "executor")
-
-    async def _publish_result(self, record: ActionRecord, source: str) -> ActionRecord:
-        """`action.<type>.<status>` on the trace, parent = the response event; the record with its event id."""
-        payload = {
-            "action_id": record.id,
-            "action_type": record.action_type,
-            "agent_id": record.agent_id,
-            "status": record.status.value,
-            "rule": record.rule,
-            "reason": record.reason,
-            "action": record.content,
-            "result": _bounded(record.result, self.config.bus.max_payload_bytes - PAYLOAD_HEADROOM_BYTES),
-            "error": record.error,
-        }
-        topic = f"action.{record.action_type}.{record.status.value}"
-        self.hub.publish("action", payload, topic=topic)
-        try:
-            event = await self.bus.publish(
-                EventIn(
-                    topic=topic,
-                    payload=payload,
-                    parent_event=record.parent_event_id,
-                    trace_id=record.trace_id,
-                    source=source,
-                    taint=record.result_taint,
-                ),
-                # A result hangs off a response the limits admitted, and must not be lost to its fan-out. Without
-                # that response (the limits refused it), results meet the limits, so no loop can grow through them.
-                enforce_limits=record.response_event_id is None,
-            )
-        except AiventbusError as error:
-            log.warning("result of %s not published: %s", record.id, error.detail)
-            return record
-        await self.store.set_result_event(record.id, event.id)
-        return record.model_copy(update={"result_event_id": event.id})
+        return await self.results.publish(record, "executor")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.store.expire_due(self.clock())
         await self.store.fail_interrupted(self.clock())
-        sandbox = await self.shell.sandbox_report()
-        if not sandbox.available:
-            log.warning("auto-run shell commands need approval: no sandbox (%s; %s)", sandbox.reason, sandbox.fix)
+        await self.shell.probe_sandbox()
 
     async def stop(self) -> None:
         return None
 
     def problems(self) -> list[Problem]:
-        """The missing sandbox, unless the user turned it off: every shell command then waits for approval."""
-        from aiventbus.daemon import Problem
-
-        missing = self.shell.missing_sandbox()  # probed (off the loop) in start(), cached since
-        if missing is None:
-            return []
-        problem = f"no kernel sandbox, so every shell command waits for approval: {missing.reason}"
-        return [Problem("executor.sandbox", problem, missing.fix)]
+        return self.shell.problems()  # the sandbox was probed (off the loop) in start(), cached since
 
     async def status(self) -> dict[str, Any]:
-        pending = await self.store.db.fetch_value("SELECT COUNT(*) FROM actions WHERE status = 'pending'")
         return {
-            "pending_approvals": int(pending or 0),
+            "pending_approvals": await self.store.count_pending(),
             "action_types": self.available_actions(),
             "unavailable": {t: r for t in ACTION_TYPES if (r := self.unavailable_reason(t)) is not None},
             "tool_backends": [backend.name for backend in self.tool_registry.backends()],
@@ -424,13 +376,3 @@ def resolved_path_fact(view: dict[str, Any]) -> dict[str, Any]:
         return {"_resolved_path": str(Path(raw).expanduser().resolve())}
     except (OSError, RuntimeError):
         return {}
-
-
-def _bounded(value: Any, max_bytes: int) -> Any:
-    """`value`, or a note with its start when its JSON is over `max_bytes`."""
-    if value is None:
-        return None
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    if len(text.encode()) <= max_bytes:
-        return value
-    return {"truncated": True, "json_start": text[: max(0, max_bytes // 2)]}

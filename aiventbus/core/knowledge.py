@@ -10,11 +10,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from aiventbus.core.events import new_id
 from aiventbus.core.memory.search import RELEVANCE_THRESHOLD, content_terms, is_relevant, overlap_score
 from aiventbus.errors import ValidationFailed
 from aiventbus.labels import join
 from aiventbus.platform.facts import collect_system_facts
+from aiventbus.records.events import new_id
 from aiventbus.store.database import Database
 from aiventbus.store.knowledge import KnowledgeEntry, KnowledgeTable, PinnedFact
 from aiventbus.values import check_value, escaped

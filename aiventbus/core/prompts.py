@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aiventbus.core.agent_spec import AgentSpec
+from aiventbus.records.agents import AgentSpec
 
 RESPONSE_FORMAT = """\
 ## Response format

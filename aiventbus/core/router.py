@@ -10,11 +10,9 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from aiventbus.api.hub import Hub
 from aiventbus.config import ClassifierConfig, LanesConfig, OllamaConfig
-from aiventbus.core.agents import AgentRegistry
+from aiventbus.core.agent_registry import AgentRegistry
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import Event, EventStatus, lane_of, new_id
 from aiventbus.core.prompts import classifier_prompt, classifier_schema
 from aiventbus.core.routing import Routable, classifier_may_route, match_agents
 from aiventbus.core.scheduler import Scheduler
@@ -22,9 +20,12 @@ from aiventbus.core.watermark import RoutingWatermark
 from aiventbus.errors import AiventbusError
 from aiventbus.llm.base import ChatMessage, ChatRequest
 from aiventbus.llm.registry import LLMRegistry
+from aiventbus.records.events import Event, EventStatus, lane_of, new_id
+from aiventbus.service import LiveFeed
 from aiventbus.store.assignments import Assignment, insert_assignment
 from aiventbus.store.database import Database
-from aiventbus.store.events import COLUMNS, row_to_event
+from aiventbus.store.events import EventQueries, set_routing_status
+from aiventbus.store.router_state import advance_routed_through, routed_through
 from aiventbus.telemetry import Metrics
 
 MAX_BATCH = 256
@@ -49,10 +50,11 @@ class Router:
         ollama: OllamaConfig,
         llm: LLMRegistry,
         metrics: Metrics,
-        hub: Hub,
+        hub: LiveFeed,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
+        self.events = EventQueries(db)
         self.bus = bus
         self.registry = registry
         self.scheduler = scheduler
@@ -79,28 +81,25 @@ class Router:
         self._stop_listening = self.bus.on_commit(self._watermark.committed)
         self._unsubscribe = self.bus.subscribe(self._queue.put_nowait)
         # Everything at or below the stored watermark was routed; what commits from here on, the watermark hears.
-        routed_through = int(await self.db.fetch_value("SELECT routed_through FROM router_state") or 0)
-        highest = int(await self.db.fetch_value("SELECT COALESCE(MAX(seq), 0) FROM events") or 0)
-        self._watermark.resume(routed_through, highest)
-        self._recover_after = routed_through
+        stored_through = await routed_through(self.db)
+        highest = await self.events.highest_seq()
+        self._watermark.resume(stored_through, highest)
+        self._recover_after = stored_through
         await self._recover_page()
         self._task = asyncio.create_task(self._loop(), name="router")
 
     async def _recover_page(self) -> None:
         """Queue the next page of events a previous run committed but never routed (pages bound the memory)."""
         assert self._recover_after is not None
-        rows = await self.db.fetch_all(
-            f"SELECT {COLUMNS} FROM events WHERE seq > ? AND status = 'pending' ORDER BY seq LIMIT ?",
-            (self._recover_after, RECOVER_PAGE),
-        )
-        self._watermark.committed(row["seq"] for row in rows)
-        for row in rows:
-            self._queue.put_nowait(row_to_event(row))
-        if len(rows) < RECOVER_PAGE:
+        events = await self.events.pending_after(self._recover_after, RECOVER_PAGE)
+        self._watermark.committed(event.seq for event in events)
+        for event in events:
+            self._queue.put_nowait(event)
+        if len(events) < RECOVER_PAGE:
             self._recover_after = None
             self._watermark.recovered_through(None)
         else:
-            self._recover_after = rows[-1]["seq"]
+            self._recover_after = events[-1].seq
             self._watermark.recovered_through(self._recover_after)
 
     async def stop(self) -> None:
@@ -175,12 +174,9 @@ class Router:
                     stored = insert_assignment(conn, assignment)
                     if stored is not None:
                         created.append(stored)
-                status = EventStatus.routed if assignments else EventStatus.unrouted
-                conn.execute(
-                    "UPDATE events SET status = ? WHERE id = ? AND status = 'pending'", (status.value, event.id)
-                )
+                set_routing_status(conn, event.id, EventStatus.routed if assignments else EventStatus.unrouted)
             if advance:
-                conn.execute("UPDATE router_state SET routed_through = MAX(routed_through, ?)", (through,))
+                advance_routed_through(conn, through)
             return created
 
         try:

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from aiventbus.core.agent_spec import RoutingRule, agent_source
+from aiventbus.records.agents import RoutingRule, agent_source
 
 SYSTEM_SOURCE = "system"
 

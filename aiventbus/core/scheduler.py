@@ -4,6 +4,9 @@ Dispatch is event-driven (a condition woken by every change); the only polling i
 the sweep that expires interactive work which waited longer than `lanes.interactive_expiry_seconds`.
 A single local LLM server serializes generations, so while interactive work is queued or running no ambient
 generation runs: a running one is cancelled and re-queued without spending an attempt.
+
+Work that is not running (ready, delayed, parked while its LLM server is down) is kept by core/waiting_work.py;
+the pure rules (lane order, backoff, expiry) are core/lane_rules.py.
 """
 
 from __future__ import annotations
@@ -15,20 +18,19 @@ import os
 import secrets
 import socket
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from aiventbus.api.hub import Hub
 from aiventbus.config import AgentsConfig, LanesConfig
+from aiventbus.core.lane_rules import LANES, backoff_seconds, expiry_check_interval, expiry_reason, overdue
+from aiventbus.core.waiting_work import WaitingWork
+from aiventbus.service import LiveFeed
 from aiventbus.store.assignments import Assignment, AssignmentStatus, AssignmentTable
 from aiventbus.telemetry import Metrics
 
 T = TypeVar("T")
-LANES = ("interactive", "critical", "ambient")
-EXPIRING_LANES = frozenset({"interactive"})
 log = logging.getLogger(__name__)
 
 
@@ -47,7 +49,7 @@ class RunOutcome:
 
 
 class WorkRunner(Protocol):
-    """What runs one claimed assignment (core/agents.py's AgentRunner)."""
+    """What runs one claimed assignment (core/agent_run.py's AgentRunner)."""
 
     def server_key(self, assignment: Assignment) -> str: ...
 
@@ -61,50 +63,8 @@ class _Running:
     preempted: bool = False
 
 
-@dataclass
-class _Outage:
-    parked: list[Assignment] = field(default_factory=list)
-    delay: float = 0.5
-    timer: asyncio.TimerHandle | None = None
-    probing: str | None = None
-    reason: str = ""
-
-
 # What publishes a system event: EventBus.publish_system(name, payload, parent_event=...).
 SystemReport = Callable[..., Awaitable[Any]]
-
-
-def backoff_seconds(base: float, attempts: int) -> float:
-    """Delay before retry number `attempts` (1-based): base, 2*base, 4*base..."""
-    return float(base * (2 ** max(attempts - 1, 0)))
-
-
-def overdue(assignments: Iterable[Assignment], now: float, expiry_seconds: float) -> list[Assignment]:
-    """Pending work of an expiring lane that has waited `expiry_seconds` or longer since it was created
-    (0 = nothing expires). Critical and ambient work never expires: it is not waited on by a person."""
-    if expiry_seconds <= 0:
-        return []
-    return [
-        assignment
-        for assignment in assignments
-        if assignment.lane in EXPIRING_LANES
-        and assignment.status is AssignmentStatus.pending
-        and now - assignment.created_at >= expiry_seconds
-    ]
-
-
-def expiry_reason(last_error: str | None, outage_reason: str, expiry_seconds: float) -> str:
-    """The latest known cause of the wait: the assignment's own last error, its server's outage, or neither."""
-    if last_error:
-        return last_error
-    if outage_reason:
-        return outage_reason
-    return f"no worker took it within lanes.interactive_expiry_seconds ({expiry_seconds:g} s)"
-
-
-def expiry_check_interval(expiry_seconds: float) -> float:
-    """How often overdue work is looked for: a tenth of the expiry, between 50 ms and 5 s."""
-    return min(max(expiry_seconds / 10, 0.05), 5.0)
 
 
 class Scheduler:
@@ -118,7 +78,7 @@ class Scheduler:
         lanes: LanesConfig,
         agents: AgentsConfig,
         metrics: Metrics,
-        hub: Hub,
+        hub: LiveFeed,
         runner: WorkRunner | None = None,
         clock: Callable[[], float] = time.time,
         depth_sample_interval_seconds: float = 5.0,
@@ -135,21 +95,20 @@ class Scheduler:
         self.report = report
         self.expired_count = 0
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._ready: dict[str, deque[Assignment]] = {lane: deque() for lane in LANES}
+        self.waiting = WaitingWork(
+            clock, self._server_key, self._preempt_ambient, self._wake, agents.llm_retry_max_seconds
+        )
         self._running: dict[str, _Running] = {}
         self._ambient_calls: dict[asyncio.Task[Any], bool] = {}
-        self._outages: dict[str, _Outage] = {}
-        self._delayed: dict[str, asyncio.TimerHandle] = {}
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Recover pending work (also what a previous process left), then start workers and monitors."""
         for assignment in await self.table.pending():
-            self._enqueue(assignment, front=False)
+            self.waiting.add(assignment, front=False)
         for index in range(self.lanes.interactive_slots):
             self._tasks.append(asyncio.create_task(self._worker("interactive"), name=f"worker-interactive-{index}"))
         for index in range(self.lanes.background_slots):
@@ -162,12 +121,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         """Cancel runs and give their claims back, so a restart picks them up at once."""
-        self._stopping = True
-        for handle in self._delayed.values():
-            handle.cancel()
-        for outage in self._outages.values():
-            if outage.timer is not None:
-                outage.timer.cancel()
+        self.waiting.close()
         for task in [*self._tasks, *self._ambient_calls]:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -178,9 +132,9 @@ class Scheduler:
     def status(self) -> dict[str, Any]:
         return {
             "worker": self.worker_id,
-            "ready": {lane: len(queue) for lane, queue in self._ready.items()},
+            "ready": self.waiting.ready_counts(),
             "running": {lane: sum(1 for r in self._running.values() if r.assignment.lane == lane) for lane in LANES},
-            "waiting_for_llm": {key: len(outage.parked) for key, outage in self._outages.items()},
+            "waiting_for_llm": self.waiting.parked_counts(),
             "interactive_expiry_seconds": self.lanes.interactive_expiry_seconds,
             "expired": self.expired_count,
         }
@@ -190,29 +144,11 @@ class Scheduler:
     async def submit(self, assignments: list[Assignment]) -> None:
         """Queue newly created assignments; interactive ones preempt running ambient generations."""
         for assignment in assignments:
-            self._enqueue(assignment, front=False)
+            self.waiting.add(assignment, front=False)
         self._wake()
 
-    def _enqueue(self, assignment: Assignment, front: bool) -> None:
-        if self._stopping:
-            return
-        delay = assignment.available_at - self.clock()
-        if delay > 0:
-            loop = asyncio.get_running_loop()
-            self._delayed[assignment.id] = loop.call_later(delay, self._release_delayed, assignment)
-            return
-        queue = self._ready[assignment.lane if assignment.lane in self._ready else "ambient"]
-        if front:
-            queue.appendleft(assignment)
-        else:
-            queue.append(assignment)
-        if assignment.lane == "interactive":
-            self._preempt_ambient()
-
-    def _release_delayed(self, assignment: Assignment) -> None:
-        self._delayed.pop(assignment.id, None)
-        self._enqueue(assignment.model_copy(update={"available_at": self.clock()}), front=False)
-        self._wake()
+    def _server_key(self, assignment: Assignment) -> str:
+        return self.runner.server_key(assignment) if self.runner else ""
 
     def _wake(self) -> None:
         """Every waiting worker looks at the queues again."""
@@ -226,7 +162,7 @@ class Scheduler:
 
     def _urgent_active(self, lanes: tuple[str, ...] = ("interactive", "critical")) -> bool:
         """Work of these lanes is queued or running."""
-        if any(self._ready[lane] for lane in lanes):
+        if self.waiting.has_ready(lanes):
             return True
         return any(r.assignment.lane in lanes for r in self._running.values())
 
@@ -242,18 +178,12 @@ class Scheduler:
                 task.cancel()
 
     def _pick(self, kind: str) -> Assignment | None:
-        order = ("interactive",) if kind == "interactive" else ("interactive", "critical", "ambient")
+        order = ("interactive",) if kind == "interactive" else LANES
         for lane in order:
             if lane == "ambient" and self._urgent_active():
                 return None
-            queue = self._ready[lane]
-            while queue:
-                assignment = queue.popleft()
-                key = self.runner.server_key(assignment) if self.runner else ""
-                outage = self._outages.get(key)
-                if outage is not None and outage.probing != assignment.id:
-                    outage.parked.append(assignment)
-                    continue
+            assignment = self.waiting.pop_ready(lane)
+            if assignment is not None:
                 return assignment
         return None
 
@@ -323,12 +253,12 @@ class Scheduler:
         await self.table.release([assignment.id], self.worker_id, self.clock())
         fresh = assignment.model_copy(update={"status": AssignmentStatus.pending, "worker": None})
         self._transition(fresh, "requeued", reason)
-        self._enqueue(fresh, front=True)
+        self.waiting.add(fresh, front=True)
 
     async def _settle(self, assignment: Assignment, outcome: RunOutcome) -> None:
         now = self.clock()
         if outcome.kind is not OutcomeKind.unavailable and self.runner is not None:
-            self._end_outage(self.runner.server_key(assignment))  # the server answered
+            self.waiting.end_outage(assignment)  # the server answered
         if outcome.kind is OutcomeKind.completed:
             self._transition(assignment, "completed")
         elif outcome.kind is OutcomeKind.dead:
@@ -339,7 +269,7 @@ class Scheduler:
                 update={"status": AssignmentStatus.pending, "worker": None, "last_error": outcome.error or None}
             )
             self._transition(fresh, "requeued", outcome.error)
-            self._park(fresh)
+            self.waiting.park(fresh)
         elif outcome.kind is OutcomeKind.retry:
             attempts = assignment.attempts + 1
             retry_at = None
@@ -351,47 +281,11 @@ class Scheduler:
                     update={"status": status, "attempts": attempts, "available_at": retry_at, "worker": None}
                 )
                 self._transition(fresh, "retried", outcome.error)
-                self._enqueue(fresh, front=False)
+                self.waiting.add(fresh, front=False)
             elif status is AssignmentStatus.failed:
                 failed = assignment.model_copy(update={"attempts": attempts})
                 self._transition(failed, "failed", outcome.error)
                 await self._report_failed(failed, outcome.error)
-
-    # -- LLM outages ---------------------------------------------------------------------------
-
-    def _park(self, assignment: Assignment) -> None:
-        """Hold work for a server that is down; one of it is retried after a growing delay."""
-        key = self.runner.server_key(assignment) if self.runner else ""
-        outage = self._outages.setdefault(key, _Outage())
-        outage.parked.append(assignment)
-        outage.probing = None
-        outage.reason = assignment.last_error or outage.reason
-        if outage.timer is None and not self._stopping:
-            outage.timer = asyncio.get_running_loop().call_later(outage.delay, self._probe, key)
-            outage.delay = min(outage.delay * 2, self.agents.llm_retry_max_seconds)
-
-    def _probe(self, key: str) -> None:
-        """Let one parked assignment (the most urgent) through to find out whether the server is back."""
-        outage = self._outages.get(key)
-        if outage is None:
-            return
-        outage.timer = None
-        if not outage.parked:
-            return
-        probe = min(outage.parked, key=lambda a: (LANES.index(a.lane) if a.lane in LANES else 3, a.seq))
-        outage.parked.remove(probe)
-        outage.probing = probe.id
-        self._enqueue(probe, front=True)
-        self._wake()
-
-    def _end_outage(self, key: str) -> None:
-        outage = self._outages.pop(key, None)
-        if outage is None:
-            return
-        if outage.timer is not None:
-            outage.timer.cancel()
-        for assignment in outage.parked:
-            self._enqueue(assignment, front=False)
 
     # -- background work -------------------------------------------------------------------------
 
@@ -428,7 +322,7 @@ class Scheduler:
         requeued, dead = await self.table.reclaim_expired(self.clock(), self.agents.max_attempts, keep)
         for assignment in requeued:
             self._transition(assignment, "retried", assignment.last_error or "lease expired")
-            self._enqueue(assignment, front=False)
+            self.waiting.add(assignment, front=False)
         for assignment in dead:
             self._transition(assignment, "failed", assignment.last_error or "lease expired")
             await self._report_failed(assignment, assignment.last_error or "lease expired")
@@ -456,24 +350,14 @@ class Scheduler:
             return []
         reasons = {a.id: expiry_reason(a.last_error, self._outage_reason(a), expiry) for a in due}
         expired = await self.table.expire(reasons, now)
-        self._forget({a.id for a in expired})
+        self.waiting.forget({a.id for a in expired})
         for assignment in expired:
             self.expired_count += 1
             reason = reasons[assignment.id]
             self._transition(assignment, "expired", reason)
             log.warning("assignment %s expired after %.0f s: %s", assignment.id, now - assignment.created_at, reason)
-            if self.report is not None:
-                await self.report(
-                    "assignment_expired",
-                    {
-                        "assignment_id": assignment.id,
-                        "event_id": assignment.event_id,
-                        "agent_id": assignment.agent_id,
-                        "waited_seconds": round(now - assignment.created_at, 3),
-                        "reason": reason,
-                    },
-                    parent_event=assignment.event_id,
-                )
+            waited = round(now - assignment.created_at, 3)
+            await self._report("assignment_expired", assignment, waited_seconds=waited, reason=reason)
         if expired:
             self._wake()
         return expired
@@ -481,42 +365,16 @@ class Scheduler:
     async def _report_failed(self, assignment: Assignment, error: str) -> None:
         """Retries ran out: say so as system.assignment_failed, so no work ends without a trace."""
         log.warning("assignment %s failed after %d attempts: %s", assignment.id, assignment.attempts, error)
+        await self._report("assignment_failed", assignment, attempts=assignment.attempts, error=error)
+
+    async def _report(self, name: str, assignment: Assignment, **facts: Any) -> None:
+        """system.<name> about the assignment, as a child of its event."""
         if self.report is not None:
-            await self.report(
-                "assignment_failed",
-                {
-                    "assignment_id": assignment.id,
-                    "event_id": assignment.event_id,
-                    "agent_id": assignment.agent_id,
-                    "attempts": assignment.attempts,
-                    "error": error,
-                },
-                parent_event=assignment.event_id,
-            )
+            about = {"assignment_id": assignment.id, "event_id": assignment.event_id, "agent_id": assignment.agent_id}
+            await self.report(name, {**about, **facts}, parent_event=assignment.event_id)
 
     def _outage_reason(self, assignment: Assignment) -> str:
-        if self.runner is None:
-            return ""
-        outage = self._outages.get(self.runner.server_key(assignment))
-        return outage.reason if outage is not None else ""
-
-    def _forget(self, assignment_ids: set[str]) -> None:
-        """Drop settled work from the in-memory queues (a claim of it would fail anyway; this frees the slot)."""
-        if not assignment_ids:
-            return
-        for lane, queue in self._ready.items():
-            self._ready[lane] = deque(a for a in queue if a.id not in assignment_ids)
-        for key, outage in self._outages.items():
-            outage.parked = [a for a in outage.parked if a.id not in assignment_ids]
-            if outage.probing in assignment_ids and not self._stopping:
-                # The probe itself expired before it ran: let another parked one find out about the server.
-                outage.probing = None
-                if outage.timer is None:
-                    outage.timer = asyncio.get_running_loop().call_later(outage.delay, self._probe, key)
-        for assignment_id in assignment_ids:
-            handle = self._delayed.pop(assignment_id, None)
-            if handle is not None:
-                handle.cancel()
+        return "" if self.runner is None else self.waiting.outage_reason(assignment)
 
     async def _depth_sampler(self) -> None:
         while True:

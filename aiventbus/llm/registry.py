@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiventbus.config import Config
 from aiventbus.errors import ValidationFailed
@@ -19,10 +19,8 @@ from aiventbus.llm.ollama import OllamaProvider
 from aiventbus.llm.openai_compat import OpenAICompatProvider, api_root
 from aiventbus.llm.server_info import ServerInfo
 from aiventbus.llm.slots import ServerSlots, slot_count
+from aiventbus.service import Problem
 from aiventbus.telemetry import Metrics
-
-if TYPE_CHECKING:
-    from aiventbus.daemon import Problem
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +259,6 @@ class LLMRegistry:
             attempt += 1
 
     def problems(self) -> list[Problem]:
-        from aiventbus.daemon import Problem
 
         used = self._in_use()
         return [

@@ -5,85 +5,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from aiventbus.errors import AiventbusError
+from aiventbus.errors import ValidationFailed
+from aiventbus.platform.capabilities import (
+    APP_LAUNCHING,
+    APP_LIFECYCLE,
+    CAPABILITY_NAMES,
+    CLIPBOARD,
+    COMMAND_TIMEOUT_SECONDS,
+    FILE_WATCHING,
+    NOTIFICATIONS_INBOUND,
+    NOTIFICATIONS_OUTBOUND,
+    OUTPUT_CAP_BYTES,
+    SANDBOX,
+    SESSION_LOCK,
+    SYSTEM_LOG,
+    TERMINAL,
+    URGENCIES,
+    Capability,
+    CapabilityUnavailable,
+    PlatformCommandFailed,
+    Which,
+)
+
+__all__ = [
+    "APP_LAUNCHING",
+    "APP_LIFECYCLE",
+    "CAPABILITY_NAMES",
+    "CLIPBOARD",
+    "COMMAND_TIMEOUT_SECONDS",
+    "FILE_WATCHING",
+    "NOTIFICATIONS_INBOUND",
+    "NOTIFICATIONS_OUTBOUND",
+    "OUTPUT_CAP_BYTES",
+    "SANDBOX",
+    "SESSION_LOCK",
+    "SYSTEM_LOG",
+    "TERMINAL",
+    "URGENCIES",
+    "Capability",
+    "CapabilityReports",
+    "CapabilityUnavailable",
+    "Platform",
+    "PlatformCommandFailed",
+    "Which",
+]
 
 if TYPE_CHECKING:
     from aiventbus.platform.sandbox import Sandbox
-
-CLIPBOARD = "clipboard"
-FILE_WATCHING = "file_watching"
-SYSTEM_LOG = "system_log"
-SESSION_LOCK = "session_lock"
-APP_LIFECYCLE = "app_lifecycle"
-NOTIFICATIONS_INBOUND = "notifications_inbound"
-NOTIFICATIONS_OUTBOUND = "notifications_outbound"
-APP_LAUNCHING = "app_launching"
-TERMINAL = "terminal"
-SANDBOX = "sandbox"  # a kernel sandbox for shell commands that run without the user's approval
-CAPABILITY_NAMES = (
-    CLIPBOARD,
-    FILE_WATCHING,
-    SYSTEM_LOG,
-    SESSION_LOCK,
-    APP_LIFECYCLE,
-    NOTIFICATIONS_INBOUND,
-    NOTIFICATIONS_OUTBOUND,
-    APP_LAUNCHING,
-    TERMINAL,
-    SANDBOX,
-)
-URGENCIES = ("low", "normal", "critical")
-COMMAND_TIMEOUT_SECONDS = 10.0
-OUTPUT_CAP_BYTES = 4096
-
-
-@dataclass(frozen=True)
-class Capability:
-    """Whether one OS capability works here; when not, why and how to fix it."""
-
-    name: str
-    available: bool
-    reason: str = ""
-    fix: str = ""
-    backend: str = ""
-
-    def to_api(self) -> dict[str, str | bool]:
-        return {
-            "name": self.name,
-            "available": self.available,
-            "reason": self.reason,
-            "fix": self.fix,
-            "backend": self.backend,
-        }
-
-
-class CapabilityUnavailable(AiventbusError):
-    """An OS capability is missing; `reason` and `fix` say why and what to do."""
-
-    status_code = 503
-
-    def __init__(self, capability: str, reason: str, fix: str = "") -> None:
-        super().__init__(f"{capability}: {reason}", capability=capability, reason=reason, fix=fix)
-        self.capability = capability
-        self.reason = reason
-        self.fix = fix
-
-
-class PlatformCommandFailed(AiventbusError):
-    """An OS helper program ran but failed or timed out."""
-
-    status_code = 502
-
-    def __init__(self, command: str, detail: str) -> None:
-        super().__init__(f"{command}: {detail}", command=command)
-        self.command = command
-
-
-Which = Callable[[str], str | None]  # shutil.which, or a test's stand-in
 
 
 class CapabilityReports(ABC):
@@ -169,8 +140,6 @@ async def run_helper(
 
 def check_notification(title: str, message: str, urgency: str) -> None:
     """Refuse arguments a helper could misread as options, and unknown urgencies."""
-    from aiventbus.errors import ValidationFailed
-
     if urgency not in URGENCIES:
         raise ValidationFailed("urgency", f"must be one of {', '.join(URGENCIES)}, got {urgency!r}")
     if not title.strip():
@@ -180,8 +149,6 @@ def check_notification(title: str, message: str, urgency: str) -> None:
 
 
 def check_target(target: str) -> None:
-    from aiventbus.errors import ValidationFailed
-
     if not target.strip():
         raise ValidationFailed("target", "must not be empty")
     if target.startswith("-"):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiventbus.platform.base import SANDBOX, Capability, CapabilityUnavailable, Which
+from aiventbus.platform.capabilities import SANDBOX, Capability, CapabilityUnavailable, Which
 
 PROBE_TIMEOUT_SECONDS = 10.0
 PRIVATE_TMP = "/tmp"

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiventbus.core.events import Event, EventIn, Priority
 from aiventbus.errors import AiventbusError
-from aiventbus.producers.redaction import redact_payload
+from aiventbus.records.events import Event, EventIn, Priority
+from aiventbus.redaction import redact_payload
 from aiventbus.values import escaped
 
 Publish = Callable[[EventIn], Awaitable[Event]]

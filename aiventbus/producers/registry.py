@@ -8,10 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiventbus.config import ProducersConfig
-from aiventbus.core.events import Event, EventIn
 from aiventbus.platform import Capability, CapabilityUnavailable, Platform
 from aiventbus.producers.base import Producer
 from aiventbus.producers.clipboard import ClipboardProducer
@@ -23,11 +22,9 @@ from aiventbus.producers.outlet import Outlet
 from aiventbus.producers.system_log import SystemLogProducer
 from aiventbus.producers.terminal import TerminalProducer
 from aiventbus.producers.webhook import WebhookProducer
+from aiventbus.records.events import Event, EventIn
+from aiventbus.service import LiveFeed, Problem
 from aiventbus.telemetry import Metrics
-
-if TYPE_CHECKING:
-    from aiventbus.api.hub import Hub
-    from aiventbus.daemon import Problem
 
 log = logging.getLogger(__name__)
 Publish = Callable[[EventIn], Awaitable[Event]]
@@ -99,7 +96,7 @@ class ProducerManager:
         metrics: Metrics,
         platform: Platform,
         state_dir: Path,
-        hub: Hub | None = None,
+        hub: LiveFeed | None = None,
         clock: Callable[[], float] = time.time,
         producers: list[tuple[Producer, bool]] | None = None,
     ) -> None:
@@ -224,7 +221,6 @@ class ProducerManager:
         return [capability.to_api() for capability in self.platform.capabilities()]
 
     def problems(self) -> list[Problem]:
-        from aiventbus.daemon import Problem
 
         return [
             Problem(f"producers.{runner.producer.name}", f"{runner.state}: {runner.last_error}", runner.fix)

@@ -9,9 +9,9 @@ import re
 from typing import Any
 
 from aiventbus.config import WebhookConfig
-from aiventbus.core.events import Event
 from aiventbus.errors import AiventbusError, NotFound, PayloadTooLarge
 from aiventbus.producers.outlet import Outlet
+from aiventbus.records.events import Event
 from aiventbus.values import MAX_DEPTH, parse_json
 
 SIGNATURE_HEADER = "X-Aiventbus-Signature"

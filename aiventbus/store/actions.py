@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from aiventbus.actions.models import content_digest
+from aiventbus.records.actions import content_digest
 from aiventbus.store.database import Database
 from aiventbus.values import load_stored
 
@@ -232,6 +232,10 @@ class ActionStore:
     async def get(self, action_id: str) -> ActionRecord | None:
         row = await self.db.fetch_one(f"SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?", (action_id,))
         return None if row is None else row_to_action(row)
+
+    async def count_pending(self) -> int:
+        """How many actions wait for an approval."""
+        return int(await self.db.fetch_value("SELECT COUNT(*) FROM actions WHERE status = 'pending'") or 0)
 
     async def list(self, status: str | None = None, trace_id: str | None = None, limit: int = 50) -> list[ActionRecord]:
         clauses: list[str] = []

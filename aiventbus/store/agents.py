@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from aiventbus.core.agent_spec import AgentSpec, RoutingRule
 from aiventbus.errors import Conflict, NotFound
+from aiventbus.records.agents import AgentSpec, RoutingRule
 from aiventbus.store.database import Database
 
 RULE_COLUMNS = "id, name, topic_pattern, semantic_type, source, consumer_id, priority, enabled, created_at"
@@ -53,6 +53,13 @@ class AgentTable:
             )
             for row in rows
         ]
+
+    async def ids(self) -> set[str]:
+        """The ids of the stored agents; none when the database has no agents table."""
+        exists = await self.db.fetch_value("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agents'")
+        if not exists:
+            return set()
+        return {row["id"] for row in await self.db.fetch_all("SELECT id FROM agents")}
 
     async def load_rules(self) -> list[RoutingRule]:
         rows = await self.db.fetch_all(f"SELECT {RULE_COLUMNS} FROM routing_rules ORDER BY priority, created_at")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -86,6 +87,22 @@ class AgentResponseRecord(ResponseRow):
     """A stored response, as served: what the run wrote plus the event it was published as."""
 
     response_event_id: str | None
+
+
+@dataclass(frozen=True)
+class TranscriptRow:
+    """One stored response of an agent with the event that caused it, as stored (`response` is JSON text)."""
+
+    response_id: str
+    event_id: str
+    topic: str
+    payload: str
+    summary: str | None
+    response: str | None
+    raw_text: str
+    taint: list[str]
+    event_taint: list[str]
+    created_at: float
 
 
 def row_to_assignment(row: sqlite3.Row) -> Assignment:
@@ -362,6 +379,30 @@ class AssignmentTable:
             f"SELECT {RESPONSE_COLUMNS} FROM agent_responses WHERE event_id = ? ORDER BY created_at, id", (event_id,)
         )
         return [row_to_response(row) for row in rows]
+
+    async def transcript(self, agent_id: str, limit: int, exclude_event: str | None = None) -> list[TranscriptRow]:
+        """The agent's latest responses with their events, newest first, leaving out those to `exclude_event`."""
+        rows = await self.db.fetch_all(
+            "SELECT r.id, r.event_id, r.raw_text, r.summary, r.response, r.taint, r.created_at, e.topic, e.payload,"
+            " e.taint AS event_taint FROM agent_responses r JOIN events e ON e.id = r.event_id"
+            " WHERE r.agent_id = ? AND r.event_id != ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+            (agent_id, exclude_event or "", limit),
+        )
+        return [
+            TranscriptRow(
+                response_id=row["id"],
+                event_id=row["event_id"],
+                topic=row["topic"],
+                payload=row["payload"],
+                summary=row["summary"],
+                response=row["response"],
+                raw_text=row["raw_text"],
+                taint=json.loads(row["taint"] or "[]"),
+                event_taint=json.loads(row["event_taint"] or "[]"),
+                created_at=row["created_at"],
+            )
+            for row in rows
+        ]
 
 
 def _insert_response(conn: sqlite3.Connection, response: ResponseRow) -> None:

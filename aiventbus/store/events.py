@@ -13,7 +13,9 @@ from typing import Any
 
 import orjson
 
-from aiventbus.core.events import (
+from aiventbus.errors import AiventbusError, ChainLimitExceeded, ValidationFailed
+from aiventbus.labels import label_of
+from aiventbus.records.events import (
     ChainLimits,
     ChainState,
     Event,
@@ -24,8 +26,6 @@ from aiventbus.core.events import (
     new_id,
     within_dedupe_window,
 )
-from aiventbus.errors import AiventbusError, ChainLimitExceeded, ValidationFailed
-from aiventbus.labels import label_of
 from aiventbus.store.database import Database
 from aiventbus.values import load_stored
 
@@ -393,6 +393,11 @@ def _find_duplicate(conn: sqlite3.Connection, key: str, now: float, window_secon
     return None
 
 
+def set_routing_status(conn: sqlite3.Connection, event_id: str, status: EventStatus) -> None:
+    """Record what routing decided for an event, only while it is still pending: a status set since stays."""
+    conn.execute("UPDATE events SET status = ? WHERE id = ? AND status = 'pending'", (status.value, event_id))
+
+
 @dataclass(frozen=True)
 class EventFilter:
     topic_glob: str | None = None
@@ -488,6 +493,18 @@ class EventQueries:
 
     async def count(self) -> int:
         return int(await self.db.fetch_value("SELECT COUNT(*) FROM events") or 0)
+
+    async def highest_seq(self) -> int:
+        """The seq of the newest event, 0 when there is none."""
+        return int(await self.db.fetch_value("SELECT COALESCE(MAX(seq), 0) FROM events") or 0)
+
+    async def pending_after(self, after_seq: int, limit: int) -> list[Event]:
+        """The first `limit` events after `after_seq` still waiting to be routed, in seq order."""
+        rows = await self.db.fetch_all(
+            f"SELECT {COLUMNS} FROM events WHERE seq > ? AND status = 'pending' ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [row_to_event(row) for row in rows]
 
     async def set_status(self, event_id: str, status: EventStatus) -> None:
         await self.db.execute("UPDATE events SET status = ? WHERE id = ?", (status.value, event_id))

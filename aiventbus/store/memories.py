@@ -6,11 +6,11 @@ import json
 import sqlite3
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from aiventbus.core.memory.model import Memory
-from aiventbus.core.memory.search import SearchWeights
 from aiventbus.labels import join
+from aiventbus.records.memory import Memory, SearchWeights
 from aiventbus.store.database import Database
 
 COLUMNS = (
@@ -258,3 +258,70 @@ class MemoryTable:
 
     async def count(self) -> int:
         return int(await self.db.fetch_value("SELECT COUNT(*) FROM memories") or 0)
+
+
+@dataclass(frozen=True)
+class UndistilledResponse:
+    """An agent response the distiller has not handled yet, with what is left of the event that caused it."""
+
+    id: str
+    event_id: str
+    agent_id: str
+    trace_id: str
+    summary: str | None
+    raw_text: str
+    taint: list[str]
+    event_taint: list[str]
+    topic: str | None  # None (and so the other event fields) when the event is gone
+    payload: str | None
+    memory_scope: str | None
+
+
+class DistillLog:
+    """Which agent responses the distiller has handled (memory_distilled), and which still wait."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def pending_count(self) -> int:
+        return int(
+            await self.db.fetch_value(
+                "SELECT COUNT(*) FROM agent_responses r LEFT JOIN memory_distilled d ON d.response_id = r.id"
+                " WHERE d.response_id IS NULL"
+            )
+            or 0
+        )
+
+    async def pending(self, limit: int) -> list[UndistilledResponse]:
+        """The oldest `limit` responses not distilled yet."""
+        rows = await self.db.fetch_all(
+            "SELECT r.id, r.event_id, r.agent_id, r.trace_id, r.summary, r.raw_text, r.taint, e.topic, e.payload,"
+            " e.memory_scope, e.taint AS event_taint FROM agent_responses r"
+            " LEFT JOIN memory_distilled d ON d.response_id = r.id LEFT JOIN events e ON e.id = r.event_id"
+            " WHERE d.response_id IS NULL ORDER BY r.created_at, r.id LIMIT ?",
+            (limit,),
+        )
+        return [
+            UndistilledResponse(
+                id=row["id"],
+                event_id=row["event_id"],
+                agent_id=row["agent_id"],
+                trace_id=row["trace_id"],
+                summary=row["summary"],
+                raw_text=row["raw_text"],
+                taint=json.loads(row["taint"] or "[]"),
+                event_taint=json.loads(row["event_taint"] or "[]"),
+                topic=row["topic"],
+                payload=row["payload"],
+                memory_scope=row["memory_scope"],
+            )
+            for row in rows
+        ]
+
+
+def mark_distilled(conn: sqlite3.Connection, response_ids: list[str], outcome: str, count: int, now: float) -> None:
+    """Log the responses as handled; one already logged keeps its first entry."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO memory_distilled (response_id, distilled_at, outcome, memories) VALUES (?, ?, ?, ?)",
+        [(response_id, now, outcome, count) for response_id in response_ids],
+    )

@@ -24,7 +24,7 @@ import time
 
 from aiventbus.config import BusConfig
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import EventIn
+from aiventbus.records.events import EventIn
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 

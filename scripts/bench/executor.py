@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiventbus.core.events import EventIn
+from aiventbus.actions.tool_registry import ToolBackend, ToolMethod
 from aiventbus.core.executor import RunContext
-from aiventbus.core.tools import ToolBackend, ToolMethod
 from aiventbus.platform.sandbox import Bubblewrap
+from aiventbus.records.events import EventIn
 from tests.support.daemon import RunningDaemon, running_daemon
 
 SHELL_COMMAND = "true"

@@ -22,15 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 # This folder holds other benches (e.g. http.py) that would shadow the standard library.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+from aiventbus.api.app import create_app
 from aiventbus.config import parse_config
-from aiventbus.core.agent_spec import AgentIn, RoutingRuleIn
-from aiventbus.core.events import EventIn
 from aiventbus.core.prompts import system_prompt
 from aiventbus.core.scheduler import RunOutcome
 from aiventbus.daemon import Daemon
 from aiventbus.llm.base import ChatRequest, ChatResult, TokenCallback
 from aiventbus.llm.registry import LLMRegistry
 from aiventbus.llm.structured import agent_response_schema
+from aiventbus.records.agents import AgentIn, RoutingRuleIn
+from aiventbus.records.events import EventIn
 from aiventbus.store.assignments import Assignment
 from tests.support.providers import ChatOnlyProvider
 
@@ -170,7 +171,7 @@ async def bench_query(rounds: int) -> dict[str, float]:
         port = free_port()
         daemon = Daemon(config_for(base, port=port))
         await daemon.start()
-        serving = asyncio.create_task(daemon.serve())
+        serving = asyncio.create_task(daemon.serve(create_app(daemon)))
         try:
             await poll_until(lambda: daemon.server is not None and daemon.server.started)
             import yaml

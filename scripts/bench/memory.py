@@ -21,9 +21,9 @@ import sqlite3
 import tempfile
 import time
 
-from aiventbus.core.events import new_id
-from aiventbus.core.memory.model import Memory
 from aiventbus.core.memory.store import MemoryStore
+from aiventbus.records.events import new_id
+from aiventbus.records.memory import Memory
 from aiventbus.store.database import Database
 from aiventbus.store.memories import insert_memory, upsert_vector
 

@@ -11,8 +11,8 @@ import pytest
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 
-from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
+from aiventbus.records.events import EventIn
 from tests.support.daemon import free_port, running_daemon
 
 pytestmark = pytest.mark.e2e

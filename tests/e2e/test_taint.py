@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
+from aiventbus.records.events import EventIn
 from tests.support.daemon import RunningDaemon, running_daemon
 from tests.support.ollama_server import OllamaServer
 from tests.support.waiting import eventually

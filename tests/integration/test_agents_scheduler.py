@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from aiventbus.api.hub import Hub
 from aiventbus.config import AgentsConfig, LanesConfig
+from aiventbus.core.hub import Hub
 from aiventbus.core.scheduler import OutcomeKind, RunOutcome, Scheduler
 from aiventbus.store.assignments import Assignment, AssignmentTable, insert_assignment
 from aiventbus.store.database import Database

@@ -10,7 +10,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from aiventbus.core.tools import ToolBackend, ToolMethod
+from aiventbus.actions.tool_registry import ToolBackend, ToolMethod
 from tests.support.cli import aibus_async
 from tests.support.clock import FakeClock
 from tests.support.daemon import RunningDaemon, running_daemon, write_config

@@ -11,8 +11,8 @@ import pytest
 
 from aiventbus.config import BusConfig
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import Event, EventIn
 from aiventbus.errors import ChainLimitExceeded
+from aiventbus.records.events import Event, EventIn
 from aiventbus.store.database import Database
 from aiventbus.store.events import COLUMN_DEFAULTS, MAX_ROWS_PER_INSERT, ROW_COLUMNS, compact_json
 from aiventbus.telemetry import Metrics

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from aiventbus.actions.models import ActionFailed, ActionScope, AlertAction, NotifyAction, OpenAppAction
 from aiventbus.actions.notify import DesktopActions
-from aiventbus.core.events import Event, EventIn
+from aiventbus.actions.tool_registry import ToolBackend, ToolMethod
 from aiventbus.core.executor import RunContext
-from aiventbus.core.tools import ToolBackend, ToolMethod
 from aiventbus.platform import Capability, CapabilityUnavailable
+from aiventbus.records.actions import ActionFailed, ActionScope, AlertAction, NotifyAction, OpenAppAction
+from aiventbus.records.events import Event, EventIn
 from tests.support.daemon import RunningDaemon, running_daemon
 from tests.support.runs import run_context
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from aiventbus.actions.http import HttpActions, address_problem
-from aiventbus.actions.models import ActionFailed, ActionScope, HttpRequestAction
 from aiventbus.config import ToolsConfig
-from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
+from aiventbus.records.actions import ActionFailed, ActionScope, HttpRequestAction
+from aiventbus.records.events import EventIn
 from tests.support.daemon import running_daemon
 
 SCOPE = ActionScope("act_t", "agent_t", "tr_t", "evt_t", [])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aiventbus.core.agent_spec import AgentSpec
-from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
+from aiventbus.records.agents import AgentSpec
+from aiventbus.records.events import EventIn
 from tests.support.daemon import RunningDaemon, running_daemon
 
 

@@ -13,12 +13,12 @@ import pytest
 
 from aiventbus.config import BusConfig
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import Event, EventIn
 from aiventbus.core.memory.distill import Distiller
-from aiventbus.core.memory.model import MemoryIn
 from aiventbus.core.memory.store import MemoryStore
 from aiventbus.errors import LLMUnavailable
 from aiventbus.llm.base import ChatRequest, ChatResult, TokenCallback
+from aiventbus.records.events import Event, EventIn
+from aiventbus.records.memory import MemoryIn
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 from tests.support.clock import FakeClock

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from aiventbus.config import BusConfig
-from aiventbus.core.agent_spec import AgentSpec
 from aiventbus.core.bus import EventBus
 from aiventbus.core.context import ContextEngine
-from aiventbus.core.events import Event, EventIn
 from aiventbus.core.knowledge import KnowledgeStore
-from aiventbus.core.memory.model import MemoryIn
 from aiventbus.core.memory.store import MemoryStore
+from aiventbus.records.agents import AgentSpec
+from aiventbus.records.events import Event, EventIn
+from aiventbus.records.memory import MemoryIn
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 from tests.support.clock import FakeClock

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aiventbus.core.memory.model import MemoryIn
-from aiventbus.core.memory.search import SearchWeights
 from aiventbus.core.memory.store import MemoryStore
+from aiventbus.records.memory import MemoryIn, SearchWeights
 from aiventbus.store.database import Database
 from tests.support.clock import FakeClock
 

@@ -12,7 +12,6 @@ from typing import Any, cast
 import pytest
 from websockets.asyncio.client import connect
 
-from aiventbus.core.events import EventIn
 from aiventbus.errors import PayloadTooLarge
 from aiventbus.platform import Platform
 from aiventbus.producers.clipboard import ClipboardProducer
@@ -20,6 +19,7 @@ from aiventbus.producers.outlet import Outlet
 from aiventbus.producers.system_log import parse_log_line
 from aiventbus.producers.terminal import FileTail
 from aiventbus.producers.webhook import sign
+from aiventbus.records.events import EventIn
 from aiventbus.values import MAX_DEPTH, UnsafeValue
 from tests.integration.test_agents_runs import ScriptedProvider, make_agent, publish, settled, use_provider
 from tests.support.daemon import RunningDaemon, running_daemon

@@ -11,8 +11,8 @@ import pytest
 from aiventbus.config import BusConfig
 from aiventbus.core import router
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import Event, EventIn
 from aiventbus.daemon import Daemon
+from aiventbus.records.events import Event, EventIn
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 from tests.support.daemon import running_daemon

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
+from aiventbus.api.app import create_app
 from aiventbus.config import Config, parse_config
 from aiventbus.daemon import Daemon
 
@@ -83,7 +84,7 @@ async def running_daemon(
     if setup is not None:
         setup(daemon)
     await daemon.start()
-    serving = asyncio.create_task(daemon.serve())
+    serving = asyncio.create_task(daemon.serve(create_app(daemon)))
     try:
         deadline = time.monotonic() + 15
         while not (daemon.server and daemon.server.started):

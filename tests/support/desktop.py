@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import Event
+from aiventbus.records.events import Event
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiventbus.core.events import EventIn
 from aiventbus.core.executor import RunContext
+from aiventbus.records.events import EventIn
 from tests.support.daemon import RunningDaemon
 
 

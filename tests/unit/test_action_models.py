@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aiventbus.actions.models import (
+from aiventbus.records.actions import (
     ACTION_DOCS,
     ACTION_MODELS,
     ACTION_TYPES,

@@ -9,10 +9,10 @@ import pytest
 
 from aiventbus.config import CronJobConfig, parse_config
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import Event
 from aiventbus.errors import ConfigError
 from aiventbus.producers.cron import CronProducer, next_fire
 from aiventbus.producers.outlet import Outlet
+from aiventbus.records.events import Event
 from aiventbus.store.events import EventFilter
 from tests.support.clock import FakeClock
 

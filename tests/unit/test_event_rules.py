@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from aiventbus.core.events import (
+from aiventbus.labels import label_of
+from aiventbus.records.events import (
     ChainLimits,
     ChainState,
     EventIn,
@@ -13,7 +14,6 @@ from aiventbus.core.events import (
     lane_of,
     within_dedupe_window,
 )
-from aiventbus.labels import label_of
 
 LIMITS = ChainLimits(max_depth=10, max_budget=20, max_fan_out=3)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aiventbus.config import parse_config
-from aiventbus.core.scheduler import expiry_check_interval, expiry_reason, overdue
+from aiventbus.core.lane_rules import expiry_check_interval, expiry_reason, overdue
 from aiventbus.errors import ConfigError
 from aiventbus.store.assignments import Assignment, AssignmentStatus
 

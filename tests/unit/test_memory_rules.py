@@ -8,10 +8,10 @@ import pytest
 
 from aiventbus.core.memory.distill import distill_schema, parse_distill_output
 from aiventbus.core.memory.merge import decide, word_overlap
-from aiventbus.core.memory.model import Memory
-from aiventbus.core.memory.search import SearchWeights, fts_query, query_terms, rrf_merge, weighted_score
+from aiventbus.core.memory.search import fts_query, query_terms, rrf_merge, weighted_score
 from aiventbus.errors import LLMError
 from aiventbus.platform.facts import gpus_from_lspci, gpus_from_nvidia_smi, gpus_from_system_profiler
+from aiventbus.records.memory import Memory, SearchWeights
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from aiventbus.core.bus import EventBus
-from aiventbus.core.events import Priority
 from aiventbus.producers.outlet import CoalescingQueue, Outlet, Pending, RateLimited, TokenBucket
+from aiventbus.records.events import Priority
 from aiventbus.store.events import EventFilter
 from tests.support.clock import FakeClock
 

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from aiventbus.core.agent_spec import AgentSpec
 from aiventbus.core.prompts import CLASSIFIER_PROMPT, RESPONSE_FORMAT, system_prompt
 from aiventbus.llm.structured import parse_agent_response
+from aiventbus.records.agents import AgentSpec
 
 PLACEHOLDER = re.compile(r"<[^<>\n]{2,}>")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.producers.redaction import mask_secrets, redact_payload, redact_text
+from aiventbus.redaction import mask_secrets, redact_payload, redact_text
 
 GITHUB = "ghp_" + "A1b2C3d4E5" * 4
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from aiventbus.core.context import exchange_belongs, is_conversation, without_known_facts
-from aiventbus.core.events import Event
 from aiventbus.core.knowledge import rank_facts, with_aliases
-from aiventbus.core.memory.model import Memory
 from aiventbus.core.memory.search import content_terms, is_relevant, overlap_score, same_fact, stem
 from aiventbus.core.memory.store import rank_recalled
+from aiventbus.records.events import Event
+from aiventbus.records.memory import Memory
 from aiventbus.store.knowledge import KnowledgeEntry
 
 

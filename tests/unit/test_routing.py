@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from aiventbus.core.agent_spec import AgentIn, RoutingRule, RoutingRuleIn, agent_id_for, response_topic, slugify
-from aiventbus.core.events import lane_of
 from aiventbus.core.prompts import classifier_schema
 from aiventbus.core.routing import Routable, classifier_may_route, match_agents, rule_matches
+from aiventbus.records.agents import AgentIn, RoutingRule, RoutingRuleIn, agent_id_for, response_topic, slugify
+from aiventbus.records.events import lane_of
 
 
 def rule(pattern: str, consumer: str = "agent_a", **fields: object) -> RoutingRule:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.core.agent_spec import AgentSpec
+from aiventbus.core.lane_rules import backoff_seconds
 from aiventbus.core.prompts import NO_ACTIONS, RESPONSE_FORMAT, system_prompt
-from aiventbus.core.scheduler import backoff_seconds
+from aiventbus.records.agents import AgentSpec
 
 
 @pytest.mark.parametrize(("base", "attempts", "delay"), [(2.0, 1, 2.0), (2.0, 2, 4.0), (2.0, 3, 8.0), (0.0, 5, 0.0)])

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from llama_cpp import llama_grammar
 
-from aiventbus.actions.models import ACTION_TYPES, ANSWER_TEXT_MAX_CHARS, answer_schemas
 from aiventbus.errors import StructuredOutputError
 from aiventbus.llm.base import ChatMessage
 from aiventbus.llm.structured import (
@@ -17,6 +16,7 @@ from aiventbus.llm.structured import (
     parse_agent_response,
     repair_messages,
 )
+from aiventbus.records.actions import ACTION_TYPES, ANSWER_TEXT_MAX_CHARS, answer_schemas
 
 GOOD = {"type": "analysis", "summary": "disk almost full", "confidence": 0.9, "proposed_actions": []}
 

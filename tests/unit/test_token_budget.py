@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.actions.models import answer_schemas
 from aiventbus.core.token_budget import (
     ANSWER_TOKENS_MAX,
     ANSWER_TOKENS_MIN,
@@ -23,6 +22,7 @@ from aiventbus.core.token_budget import (
     templated_tokens,
 )
 from aiventbus.llm.structured import ANSWER_FRAME_TOKENS, SUMMARY_MAX_CHARS, agent_response_schema, summary_cap
+from aiventbus.records.actions import answer_schemas
 
 
 def test_templated_tokens_adds_the_chat_template_per_message_and_once() -> None:

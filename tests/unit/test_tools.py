@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aiventbus.core.tools import ToolBackend, ToolMethod, ToolRegistry
+from aiventbus.actions.tool_registry import ToolBackend, ToolMethod, ToolRegistry
 
 
 class PlaywrightLike(ToolBackend):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.core.agents import RETRY_MIN_TEMPERATURE, attempt_temperature
+from aiventbus.core.agent_run import RETRY_MIN_TEMPERATURE, attempt_temperature
 from aiventbus.llm.base import truncation_problem
 
 

@@ -9,23 +9,21 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from aiventbus.core.events import Event, new_id
 from aiventbus.core.memory.merge import NEW, SAME_AS, SUPERSEDES, Decision, decide
-from aiventbus.core.memory.model import Memory
 from aiventbus.core.memory.store import MemoryStore
 from aiventbus.errors import LLMError, LLMUnavailable
 from aiventbus.labels import join
 from aiventbus.llm.base import ChatMessage, ChatRequest, LLMProvider
+from aiventbus.records.events import Event, new_id
+from aiventbus.records.memory import Memory
+from aiventbus.service import Problem
 from aiventbus.store.database import Database
-from aiventbus.store.memories import insert_memory, merge_into, supersede
+from aiventbus.store.memories import DistillLog, insert_memory, mark_distilled, merge_into, supersede
 from aiventbus.values import escape_text
-
-if TYPE_CHECKING:
-    from aiventbus.daemon import Problem
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,6 +145,7 @@ class Distiller:
         enabled: bool = True,
     ) -> None:
         self.db = db
+        self.distill_log = DistillLog(db)
         self.memory = memory
         self.provider = provider
         self.model = model
@@ -191,7 +190,6 @@ class Distiller:
             self.nudge()
 
     def problems(self) -> list[Problem]:
-        from aiventbus.daemon import Problem  # the daemon imports this module
 
         if self.last_problem:
             return [Problem("distiller", self.last_problem, "check memory.llm_base_url and memory.distill_model")]
@@ -228,36 +226,23 @@ class Distiller:
     # -- one pass ------------------------------------------------------------------------------
 
     async def pending_count(self) -> int:
-        return int(
-            await self.db.fetch_value(
-                "SELECT COUNT(*) FROM agent_responses r LEFT JOIN memory_distilled d ON d.response_id = r.id"
-                " WHERE d.response_id IS NULL"
-            )
-            or 0
-        )
+        return await self.distill_log.pending_count()
 
     async def pending(self, limit: int) -> list[PendingResponse]:
-        rows = await self.db.fetch_all(
-            "SELECT r.id, r.event_id, r.agent_id, r.trace_id, r.summary, r.raw_text, r.taint, e.topic, e.payload,"
-            " e.memory_scope, e.taint AS event_taint FROM agent_responses r"
-            " LEFT JOIN memory_distilled d ON d.response_id = r.id LEFT JOIN events e ON e.id = r.event_id"
-            " WHERE d.response_id IS NULL ORDER BY r.created_at, r.id LIMIT ?",
-            (limit,),
-        )
         return [
             PendingResponse(
-                id=row["id"],
-                event_id=row["event_id"],
-                agent_id=row["agent_id"],
-                trace_id=row["trace_id"],
-                summary=row["summary"] or "",
-                text=row["raw_text"] or "",
-                taint=join(json.loads(row["taint"] or "[]"), json.loads(row["event_taint"] or "[]")),
-                topic=row["topic"] or "",
-                payload=(row["payload"] or "{}")[:TRANSCRIPT_CHARS],
-                memory_scope=row["memory_scope"],
+                id=row.id,
+                event_id=row.event_id,
+                agent_id=row.agent_id,
+                trace_id=row.trace_id,
+                summary=row.summary or "",
+                text=row.raw_text or "",
+                taint=join(row.taint, row.event_taint),
+                topic=row.topic or "",
+                payload=(row.payload or "{}")[:TRANSCRIPT_CHARS],
+                memory_scope=row.memory_scope,
             )
-            for row in rows
+            for row in await self.distill_log.pending(limit)
         ]
 
     async def run_once(self) -> int:
@@ -363,7 +348,7 @@ class Distiller:
                 inserted.append((insert_memory(conn, memory), memory.content))
                 if decision.action == "supersede" and decision.target_id is not None:
                     supersede(conn, decision.target_id, memory.id, now)
-            _mark_distilled(conn, [r.id for r in batch], "distilled", len(plan), now)
+            mark_distilled(conn, [r.id for r in batch], "distilled", len(plan), now)
             return inserted
 
         inserted = await self.db.write(job)
@@ -376,11 +361,4 @@ class Distiller:
 
     async def _mark(self, batch: list[PendingResponse], outcome: str, count: int) -> None:
         now = self.clock()
-        await self.db.write(lambda conn: _mark_distilled(conn, [r.id for r in batch], outcome, count, now))
-
-
-def _mark_distilled(conn: sqlite3.Connection, response_ids: list[str], outcome: str, count: int, now: float) -> None:
-    conn.executemany(
-        "INSERT OR IGNORE INTO memory_distilled (response_id, distilled_at, outcome, memories) VALUES (?, ?, ?, ?)",
-        [(response_id, now, outcome, count) for response_id in response_ids],
-    )
+        await self.db.write(lambda conn: mark_distilled(conn, [r.id for r in batch], outcome, count, now))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aiventbus.core.memory.model import Memory
 from aiventbus.core.memory.search import query_terms
+from aiventbus.records.memory import Memory
 
 NEW = "new"
 SAME_AS = "same_as:"

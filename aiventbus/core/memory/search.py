@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from aiventbus.records.memory import SearchWeights
 
 WORD = re.compile(r"\w+", re.UNICODE)
 # Words so common they only slow FTS down and blur the ranking.
@@ -86,15 +87,6 @@ def fts_query(text: str, max_terms: int = 16) -> str | None:
     if not terms:
         return None
     return " OR ".join(f'"{term}"' for term in terms)
-
-
-@dataclass(frozen=True)
-class SearchWeights:
-    """score = -bm25 * (1 + importance_weight * importance) * (1 + 1 / (1 + age / half_life))."""
-
-    importance_weight: float = 1.0
-    half_life_seconds: float = 30 * 86_400.0
-    window: int | None = 1000  # only the newest `window` matches are scored (see MemoryTable.search)
 
 
 def weighted_score(bm25: float, importance: float, age_seconds: float, weights: SearchWeights) -> float:

@@ -6,13 +6,10 @@ import builtins
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiventbus.core.events import new_id
-from aiventbus.core.memory.model import Memory, MemoryIn
 from aiventbus.core.memory.search import (
     RELEVANCE_THRESHOLD,
-    SearchWeights,
     content_terms,
     fts_query,
     is_relevant,
@@ -20,11 +17,11 @@ from aiventbus.core.memory.search import (
     rrf_merge,
 )
 from aiventbus.errors import ValidationFailed
+from aiventbus.records.events import new_id
+from aiventbus.records.memory import Memory, MemoryIn, SearchWeights
+from aiventbus.service import Problem
 from aiventbus.store.database import Database
 from aiventbus.store.memories import MemoryTable, create_vector_table, upsert_vector
-
-if TYPE_CHECKING:
-    from aiventbus.daemon import Problem
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +91,6 @@ class MemoryStore:
         return None
 
     def problems(self) -> builtins.list[Problem]:
-        from aiventbus.daemon import Problem  # the daemon imports this module
 
         if self.embeddings_enabled and self.hybrid_problem:
             return [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,3 +59,12 @@ class MemoryPatch(BaseModel):
 
 class MemoryPage(BaseModel):
     memories: list[Memory]
+
+
+@dataclass(frozen=True)
+class SearchWeights:
+    """score = -bm25 * (1 + importance_weight * importance) * (1 + 1 / (1 + age / half_life))."""
+
+    importance_weight: float = 1.0
+    half_life_seconds: float = 30 * 86_400.0
+    window: int | None = 1000  # only the newest `window` matches are scored (see MemoryTable.search)

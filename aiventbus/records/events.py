@@ -8,7 +8,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -143,3 +143,9 @@ def lane_of(topic: str, interactive_prefixes: list[str], critical_prefixes: list
     if any(topic.startswith(prefix) for prefix in critical_prefixes):
         return "critical"
     return "ambient"
+
+
+class EventPublisher(Protocol):
+    """What publishes an event into the bus (the bus itself; an action handler is given it, not the bus's type)."""
+
+    async def publish(self, incoming: EventIn) -> Event: ...

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from aiventbus.core.events import TOPIC_PATTERN, Priority
+from aiventbus.records.events import TOPIC_PATTERN, Priority
 from aiventbus.values import RULE_TEXT, ValueRule, format_path, violation
 
 JsonValue = Any
