@@ -46,6 +46,8 @@ from aiventbus.store.token import load_or_create_token
 from aiventbus.telemetry import Metrics
 
 log = logging.getLogger(__name__)
+SETTLED_TURNS = 3  # loop turns in a row the pipeline must be idle to count as settled
+SETTLE_PAUSE_SECONDS = 0.005  # between checks while work is still moving
 
 
 class ListenFailed(AiventbusError):
@@ -228,6 +230,23 @@ class Daemon:
 
     def api_routers(self) -> list[APIRouter]:
         return list(self.routers)
+
+    def idle(self) -> bool:
+        """Nothing the pipeline was given is still moving: no publish in flight, nothing left to route, no work
+        running, ready or waiting on a retry timer."""
+        return self.bus.idle() and self.router.idle() and self.scheduler.idle()
+
+    async def settled(self, timeout: float = 60.0) -> None:
+        """Wait until everything triggered so far has settled, chain reactions included (like a worker's burst
+        mode: tests await this instead of polling for each effect). Not waited for: what only the outside world
+        can move on (work parked on an unreachable model server, producers, the distiller's periodic batches).
+        Idle must hold across a few turns of the loop, so callbacks already scheduled (a commit's notice, a
+        retry's release) have run and found nothing new."""
+        async with asyncio.timeout(timeout):
+            quiet_turns = 0
+            while quiet_turns < SETTLED_TURNS:
+                await asyncio.sleep(0 if quiet_turns else SETTLE_PAUSE_SECONDS)
+                quiet_turns = quiet_turns + 1 if self.idle() else 0
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         """A background task the daemon keeps and cancels on stop."""

@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from aiventbus.api.deps import daemon_of
 from aiventbus.errors import NotFound
-from aiventbus.store.assignments import AgentResponseRecord, Assignment
+from aiventbus.store.assignments import Assignment
+from aiventbus.store.responses import AgentResponseRecord
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such event"}}

@@ -36,7 +36,8 @@ from aiventbus.records.actions import answer_schemas
 from aiventbus.records.agents import AgentSpec, agent_source, response_topic
 from aiventbus.records.events import Event, EventIn, new_id
 from aiventbus.service import LiveFeed
-from aiventbus.store.assignments import Assignment, AssignmentTable, ResponseRow
+from aiventbus.store.assignments import Assignment, AssignmentTable
+from aiventbus.store.responses import ResponseRow
 from aiventbus.telemetry import Metrics
 from aiventbus.values import escaped
 

@@ -13,9 +13,8 @@ from aiventbus.config import BusConfig
 from aiventbus.errors import AiventbusError, ChainLimitExceeded, PayloadTooLarge, StoreClosed
 from aiventbus.records.events import ChainLimits, Event, EventIn, Priority
 from aiventbus.store.database import Database
-from aiventbus.store.events import (
+from aiventbus.store.event_insert import (
     MAX_ROWS_PER_INSERT,
-    EventQueries,
     InsertResult,
     PendingPublish,
     PublishOutcome,
@@ -23,6 +22,7 @@ from aiventbus.store.events import (
     compact_json,
     insert_events,
 )
+from aiventbus.store.events import EventQueries
 from aiventbus.telemetry import Metrics, bounded_topic
 from aiventbus.values import check_value, escaped
 
@@ -56,6 +56,7 @@ class EventBus:
         self._late_notices: set[asyncio.Task[None]] = set()
         self._accepting = True
         self._pending: list[tuple[PendingPublish, asyncio.Future[Published]]] = []
+        self._publishing = 0  # publishes between their call and their subscribers having heard
         self._duration_children: dict[str, Any] = {}
         self._published_duration = metrics.event_publish_duration.labels("published")
         self._published_children: dict[tuple[str, str], Any] = {}
@@ -77,13 +78,65 @@ class EventBus:
     def stop_intake(self) -> None:
         self._accepting = False
 
+    def idle(self) -> bool:
+        """No publish is on its way to the store or to the subscribers."""
+        return not self._publishing and not self._pending and not self._late_notices
+
     async def publish(self, incoming: EventIn, *, enforce_limits: bool = True) -> Event:
         """Store one event (or answer with the original when deduplicated) and notify subscribers."""
         if not self._accepting:
             raise StoreClosed("the daemon is shutting down and accepts no new events")
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Published] = loop.create_future()
+        # Counted until the subscribers have heard (idle() reads it); in this frame, not a wrapper coroutine, as a
+        # second frame per publish costs measurable throughput.
+        self._publishing += 1
+        try:
+            started = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[Published] = loop.create_future()
+            item = self._prepared(incoming, enforce_limits, started)
+            self._pending.append((item, future))
+            if len(self._pending) == 1:
+                # Publishes made in the same loop turn travel to the writer as one job.
+                loop.call_soon(self._flush)
+            try:
+                first_seq, outcome = await future
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():  # cancelled after its commit, before it could go on
+                    self._notify_later(item, *future.result())
+                raise
+            except Exception:
+                self._observe("error", started)
+                raise
+            if isinstance(outcome, tuple):
+                event = item.event(first_seq + outcome[0], outcome[1])
+            elif isinstance(outcome, Event):
+                event = outcome.model_copy(update={"deduplicated": True})
+                self._observe("deduplicated", started)
+                self.metrics.events_deduped.labels(bounded_topic(event.topic)).inc()
+                return event
+            elif isinstance(outcome, ChainLimitExceeded):
+                self._observe("chain_limit", started)
+                self.metrics.events_chain_limit.labels(outcome.reason).inc()
+                facts = {"reason": outcome.reason, "limit": outcome.limit, "topic": incoming.topic}
+                await self.publish_system(
+                    "chain_limit", {**facts, "source": incoming.source}, trace_id=outcome.trace_id
+                )
+                raise outcome
+            else:
+                self._observe("rejected", started)
+                raise outcome
+            self._published_duration.observe(time.perf_counter() - started)
+            self._published_counter(event.topic, event.source).inc()
+            if event.topic.startswith("system."):
+                self.metrics.system_events.labels(bounded_topic(event.topic)).inc()
+            if self._subscribers:
+                await self._notify(event)
+            return event
+        finally:
+            self._publishing -= 1
+
+    def _prepared(self, incoming: EventIn, enforce_limits: bool, started: float) -> PendingPublish:
+        """The event checked (values, size) and made ready to store; a refusal is counted as rejected."""
         try:
             check_value(incoming.payload, "payload")
             item = PendingPublish.prepare(incoming, self.clock(), enforce_limits, self.trusted_sources)
@@ -91,45 +144,7 @@ class EventBus:
         except AiventbusError:
             self._observe("rejected", started)
             raise
-        self._pending.append((item, future))
-        if len(self._pending) == 1:
-            # Publishes made in the same loop turn travel to the writer as one job.
-            loop.call_soon(self._flush)
-        try:
-            first_seq, outcome = await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():  # cancelled after its commit, before it could go on
-                self._notify_later(item, *future.result())
-            raise
-        except Exception:
-            self._observe("error", started)
-            raise
-        if isinstance(outcome, tuple):
-            event = item.event(first_seq + outcome[0], outcome[1])
-        elif isinstance(outcome, Event):
-            event = outcome.model_copy(update={"deduplicated": True})
-            self._observe("deduplicated", started)
-            self.metrics.events_deduped.labels(bounded_topic(event.topic)).inc()
-            return event
-        elif isinstance(outcome, ChainLimitExceeded):
-            self._observe("chain_limit", started)
-            self.metrics.events_chain_limit.labels(outcome.reason).inc()
-            await self.publish_system(
-                "chain_limit",
-                {"reason": outcome.reason, "limit": outcome.limit, "topic": incoming.topic, "source": incoming.source},
-                trace_id=outcome.trace_id,
-            )
-            raise outcome
-        else:
-            self._observe("rejected", started)
-            raise outcome
-        self._published_duration.observe(time.perf_counter() - started)
-        self._published_counter(event.topic, event.source).inc()
-        if event.topic.startswith("system."):
-            self.metrics.system_events.labels(bounded_topic(event.topic)).inc()
-        if self._subscribers:
-            await self._notify(event)
-        return event
+        return item
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []

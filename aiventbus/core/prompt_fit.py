@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiventbus.core.context import PromptBundle, estimate_tokens
+from aiventbus.core.context import PromptBundle
+from aiventbus.core.prompt_assembly import estimate_tokens
 from aiventbus.core.token_budget import (
     FIT_ROUNDS,
     EstimateMargins,

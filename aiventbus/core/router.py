@@ -75,6 +75,7 @@ class Router:
         self._classifying: set[asyncio.Task[None]] = set()
         self._classifier_slot = asyncio.Semaphore(1)
         self.routed = 0
+        self._routing = False
 
     async def start(self) -> None:
         """Route what a previous run committed but never routed, then follow the bus."""
@@ -110,6 +111,10 @@ class Router:
             task.cancel()
         await asyncio.gather(*self._classifying, *([self._task] if self._task else []), return_exceptions=True)
 
+    def idle(self) -> bool:
+        """Every event the bus handed over is routed (recovery included), and no classification is running."""
+        return self._queue.empty() and not self._routing and not self._classifying and self._recover_after is None
+
     def status(self) -> dict[str, int]:
         return {
             "queued": self._queue.qsize(),
@@ -127,12 +132,15 @@ class Router:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            self._routing = True
             try:
                 await self.route(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("routing %d events failed", len(batch))
+            finally:
+                self._routing = False
 
     async def route(self, events: list[Event]) -> list[Assignment]:
         """Match each event; store its assignments and status in one write; hand them to the scheduler."""

@@ -129,6 +129,11 @@ class Scheduler:
         with contextlib.suppress(Exception):
             await self.table.release_all(self.worker_id, self.clock())
 
+    def idle(self) -> bool:
+        """Nothing runs and nothing is ready or waiting on a retry timer. Work parked while its model server is
+        unreachable waits on the outside world, not on the daemon: it does not count."""
+        return not self._running and self.waiting.idle()
+
     def status(self) -> dict[str, Any]:
         return {
             "worker": self.worker_id,

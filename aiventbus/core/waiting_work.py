@@ -52,6 +52,10 @@ class WaitingWork:
             if outage.timer is not None:
                 outage.timer.cancel()
 
+    def idle(self) -> bool:
+        """No assignment is ready or delayed for a retry."""
+        return not self._delayed and not any(self._ready.values())
+
     def ready_counts(self) -> dict[str, int]:
         return {lane: len(queue) for lane, queue in self._ready.items()}
 

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from aiventbus.store.database import Database
-from aiventbus.values import load_stored
+from aiventbus.store.responses import (
+    RESPONSE_COLUMNS,
+    AgentResponseRecord,
+    ResponseRow,
+    TranscriptRow,
+    insert_response,
+    row_to_response,
+)
 
 COLUMNS = (
     "seq, id, event_id, agent_id, topic, lane, status, attempts, available_at, lease_expires_at, worker, last_error,"
     " response_id, created_at, updated_at"
-)
-RESPONSE_COLUMNS = (
-    "id, event_id, agent_id, assignment_id, trace_id, model, raw_text, response, summary, taint, prompt_tokens,"
-    " eval_tokens, response_event_id, created_at"
 )
 
 
@@ -63,57 +65,8 @@ class Assignment(BaseModel):
         }
 
 
-class ResponseRow(BaseModel):
-    """What an agent run stores in agent_responses."""
-
-    model_config = ConfigDict(frozen=True, protected_namespaces=())
-
-    id: str
-    event_id: str
-    agent_id: str
-    assignment_id: str
-    trace_id: str
-    model: str
-    raw_text: str
-    response: dict[str, Any] | None
-    summary: str | None
-    taint: list[str]
-    prompt_tokens: int
-    eval_tokens: int
-    created_at: float
-
-
-class AgentResponseRecord(ResponseRow):
-    """A stored response, as served: what the run wrote plus the event it was published as."""
-
-    response_event_id: str | None
-
-
-@dataclass(frozen=True)
-class TranscriptRow:
-    """One stored response of an agent with the event that caused it, as stored (`response` is JSON text)."""
-
-    response_id: str
-    event_id: str
-    topic: str
-    payload: str
-    summary: str | None
-    response: str | None
-    raw_text: str
-    taint: list[str]
-    event_taint: list[str]
-    created_at: float
-
-
 def row_to_assignment(row: sqlite3.Row) -> Assignment:
     return Assignment.model_validate(dict(row))
-
-
-def row_to_response(row: sqlite3.Row) -> AgentResponseRecord:
-    data = dict(row)
-    data["response"] = load_stored(data["response"]) if data["response"] else None
-    data["taint"] = json.loads(data["taint"])
-    return AgentResponseRecord.model_validate(data)
 
 
 def insert_assignment(conn: sqlite3.Connection, assignment: Assignment) -> Assignment | None:
@@ -268,7 +221,7 @@ class AssignmentTable:
             if event_id is None:
                 return False
             if response is not None:
-                _insert_response(conn, response)
+                insert_response(conn, response)
             conn.execute(
                 "UPDATE assignments SET status = 'completed', worker = NULL, lease_expires_at = NULL,"
                 " response_id = ?, updated_at = ? WHERE id = ?",
@@ -286,7 +239,7 @@ class AssignmentTable:
             event_id = _claimed_event(conn, assignment_id, worker)
             if event_id is None:
                 return False
-            _insert_response(conn, raw)
+            insert_response(conn, raw)
             conn.execute(
                 "UPDATE assignments SET status = 'failed', attempts = attempts + 1, worker = NULL,"
                 " lease_expires_at = NULL, last_error = ?, response_id = ?, updated_at = ? WHERE id = ?",
@@ -403,24 +356,3 @@ class AssignmentTable:
             )
             for row in rows
         ]
-
-
-def _insert_response(conn: sqlite3.Connection, response: ResponseRow) -> None:
-    conn.execute(
-        f"INSERT INTO agent_responses ({RESPONSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-        (
-            response.id,
-            response.event_id,
-            response.agent_id,
-            response.assignment_id,
-            response.trace_id,
-            response.model,
-            response.raw_text,
-            json.dumps(response.response) if response.response is not None else None,
-            response.summary,
-            json.dumps(response.taint),
-            response.prompt_tokens,
-            response.eval_tokens,
-            response.created_at,
-        ),
-    )

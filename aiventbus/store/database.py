@@ -17,6 +17,7 @@ import aiosqlite
 
 from aiventbus.errors import StoreClosed
 from aiventbus.store.migrations import apply_migrations
+from aiventbus.store.wal import Checkpointer, connect
 
 T = TypeVar("T")
 WriteJob = Callable[[sqlite3.Connection], Any]
@@ -31,16 +32,6 @@ class _Job(NamedTuple):
     future: asyncio.Future[Any]
     commits_itself: bool
     on_loop: bool = False
-
-
-def connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
 
 
 class Database:
@@ -136,7 +127,13 @@ class Database:
 
         A job that `commits_itself` runs outside a transaction when nothing else is pending with it, and must then
         make its own writes atomic (one statement, or its own BEGIN ... COMMIT). A job `on_loop` runs right here in
-        its own transaction when the writer thread is idle; it must be quick and touch nothing but the database."""
+        its own transaction when the writer thread is idle; it must be quick and touch nothing but the database.
+
+        Every job may run twice: when another job of its batch raises, the batch is rolled back and run again with
+        one savepoint per job (so only the failing one is undone). A job therefore does its work through `conn`
+        alone and changes no state outside the database; what it returns is taken from the run that committed.
+        Two paths, one connection: the writer thread (batches) and the loop (`on_loop`, only while the thread has
+        nothing queued or running, and jobs submitted meanwhile wait for its commit), so writes never interleave."""
         if self._closed or self._loop is None:
             raise StoreClosed("the store is closed")
         future: asyncio.Future[T] = self._loop.create_future()
@@ -336,56 +333,6 @@ class Database:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         return [(job.future, False, error) for job in batch]
-
-
-class Checkpointer:
-    """Copies the WAL back into the database in its own thread. PASSIVE checkpoints never block the writer or
-    readers; with SQLite's auto-checkpoint the commit that crosses the threshold would do this work itself."""
-
-    def __init__(self, path: Path, synchronous: str, every_commits: int = 1000, every_seconds: float = 1.0) -> None:
-        self.path = path
-        self.synchronous = synchronous
-        self.every_commits = every_commits
-        self.every_seconds = every_seconds
-        self.checkpoints = 0
-        self._commits = 0
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="aiventbus-checkpointer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def note_commit(self) -> None:
-        self._commits += 1
-        if self._commits >= self.every_commits:
-            self._wake.set()
-
-    def stop(self) -> None:
-        """Stop after a final checkpoint that also truncates the WAL."""
-        self._stopping = True
-        self._wake.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        conn = connect(self.path, self.synchronous)
-        try:
-            while not self._stopping:
-                self._wake.wait(self.every_seconds)
-                self._wake.clear()
-                if self._commits and not self._stopping:
-                    self._commits = 0
-                    self._checkpoint(conn, "PASSIVE")
-            self._checkpoint(conn, "TRUNCATE")
-        finally:
-            conn.close()
-
-    def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> None:
-        try:
-            conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
-            self.checkpoints += 1
-        except sqlite3.Error as error:
-            log.warning("WAL checkpoint (%s) failed: %s", mode, error)
 
 
 class _JobFailed(Exception):

@@ -10,7 +10,6 @@ import pytest
 
 from tests.support.daemon import RunningDaemon, running_daemon
 from tests.support.ollama_server import OllamaServer
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -53,11 +52,7 @@ async def test_agent_a_emit_triggers_agent_b_on_one_trace(tmp_path: Path, ollama
             "/api/v1/events", json={"topic": "user.chain", "payload": {"go": 1}, "source": "user"}
         )
         trace_id = root.json()["trace_id"]
-
-        async def chain_done() -> bool:
-            return "action.log.executed" in await trace_topics(d, trace_id)
-
-        await eventually(chain_done)
+        await d.daemon.settled()  # the whole chain: both runs, their actions and every event they published
         topics = await trace_topics(d, trace_id)
         for expected in (
             "user.chain",
@@ -86,11 +81,7 @@ async def test_two_agents_triggering_each_other_are_stopped_by_the_chain_limit(
             ollama_server.queue_reply(reply(emit("ping.ball")))
         root = await d.client.post("/api/v1/events", json={"topic": "ping.start", "payload": {}, "source": "user"})
         trace_id = root.json()["trace_id"]
-
-        async def limited() -> bool:
-            return "system.chain_limit" in await trace_topics(d, trace_id)
-
-        await eventually(limited)
+        await d.daemon.settled()
         events = (await d.client.get(f"/api/v1/events/trace/{trace_id}")).json()["events"]
         limit = next(e for e in events if e["topic"] == "system.chain_limit")
         assert limit["payload"]["reason"] == "depth"
@@ -101,3 +92,5 @@ async def test_two_agents_triggering_each_other_are_stopped_by_the_chain_limit(
         failed = [a for a in actions if a["status"] == "failed"]
         assert failed and all("chain limit" in a["error"] for a in failed)
         assert ollama_server.scripted, "the loop stopped before using every scripted reply"
+        # Settled means settled: no run was still on its way, so the trace stays as it is.
+        assert len(await trace_topics(d, trace_id)) == len(events)

@@ -11,8 +11,9 @@ import pytest
 
 from aiventbus.producers.clipboard import ClipboardProducer
 from tests.support.daemon import running_daemon
-from tests.support.desktop import Display, EventCollector, require, topic_is, until
+from tests.support.desktop import Display, EventCollector, require, topic_is
 from tests.support.desktop import xvfb as xvfb  # the fixture
+from tests.support.waiting import eventually
 
 CLIPBOARD_ON = {"producers": {"clipboard_enabled": True, "clipboard_poll_interval_seconds": 0.1}}
 
@@ -50,7 +51,7 @@ async def test_copy_becomes_a_redacted_clipboard_event(
         collector = EventCollector(running.daemon.bus)
         producer = running.daemon.producers.get("clipboard")
         assert isinstance(producer, ClipboardProducer)
-        await until(lambda: producer.watching, "the clipboard poller")
+        await eventually(lambda: producer.watching, timeout=20, what="the clipboard poller")
         secret = "sk-proj-" + "Q" * 40
         await asyncio.to_thread(copy, f"my key is {secret} keep it safe")
         [event] = await collector.wait_for(topic_is("clipboard.text"))
@@ -74,7 +75,7 @@ async def test_a_flood_is_coalesced_with_bounded_memory_and_a_responsive_api(tmp
         collector = EventCollector(running.daemon.bus)
         producer = running.daemon.producers.get("clipboard")
         assert isinstance(producer, ClipboardProducer)
-        await until(lambda: producer.watching, "the clipboard poller")
+        await eventually(lambda: producer.watching, timeout=20, what="the clipboard poller")
         outlet = running.daemon.producers.outlet("clipboard")
         final = "final value " + "z" * 100
         await asyncio.to_thread(copy, final)
@@ -101,7 +102,7 @@ async def test_a_flood_is_coalesced_with_bounded_memory_and_a_responsive_api(tmp
         producer.observe(final, outlet)
         growth = rss_bytes() - before
         await outlet.flush()
-        await until(lambda: answered >= 3, "status answers during the flood")
+        await eventually(lambda: answered >= 3, timeout=20, what="status answers during the flood")
         poker.cancel()
         await asyncio.gather(poker, return_exceptions=True)
 

@@ -19,10 +19,11 @@ from aiventbus.platform.linux import LinuxPlatform
 from aiventbus.producers.desktop import SessionLockProducer
 from aiventbus.producers.notifications import NotificationsProducer
 from tests.support.daemon import RunningDaemon, running_daemon
-from tests.support.desktop import Display, EventCollector, SessionBus, require, until
+from tests.support.desktop import Display, EventCollector, SessionBus, require
 from tests.support.desktop import dunst as dunst  # the fixtures
 from tests.support.desktop import session_bus as session_bus
 from tests.support.desktop import xvfb as xvfb
+from tests.support.waiting import eventually
 
 SESSION_PATH = "/org/freedesktop/login1/session/_31"
 
@@ -71,13 +72,15 @@ async def test_lock_and_unlock_from_the_login1_owner_only(
     collector = EventCollector(running.daemon.bus)
     producer = running.daemon.producers.get("desktop")
     assert isinstance(producer, SessionLockProducer)
-    await until(lambda: producer.listening, "the login1 listener")
+    await eventually(lambda: producer.listening, timeout=20, what="the login1 listener")
 
     login1 = await connect(session_bus.address)
     impostor = await connect(session_bus.address)
     try:
         await login1.request_name("org.freedesktop.login1")
-        await until(lambda: producer.owner == login1.unique_name, "the producer to learn login1's owner")
+        await eventually(
+            lambda: producer.owner == login1.unique_name, timeout=20, what="the producer to learn login1's owner"
+        )
 
         await impostor.send(session_signal("Lock"))
         await login1.send(session_signal("Unlock"))
@@ -95,7 +98,7 @@ async def test_lock_and_unlock_from_the_login1_owner_only(
     assert topics == ["session.unlocked", "session.locked", "session.unlocked"], "the impostor's Lock is ignored"
     assert unlocked.payload == {"session_path": SESSION_PATH, "sender": "org.freedesktop.login1"}
     assert unlocked.source == "session" and unlocked.taint == []
-    await until(lambda: producer.owner is None, "the owner's departure to be noticed")
+    await eventually(lambda: producer.owner is None, timeout=20, what="the owner's departure to be noticed")
 
 
 async def test_notify_send_reaches_dunst_and_the_producer_sees_it(
@@ -106,7 +109,7 @@ async def test_notify_send_reaches_dunst_and_the_producer_sees_it(
     collector = EventCollector(running.daemon.bus)
     producer = running.daemon.producers.get("notifications")
     assert isinstance(producer, NotificationsProducer)
-    await until(lambda: producer.listening, "the notification monitor")
+    await eventually(lambda: producer.listening, timeout=20, what="the notification monitor")
 
     before = dunst_count(dunst)
     sent = await asyncio.to_thread(
@@ -123,15 +126,15 @@ async def test_notify_send_reaches_dunst_and_the_producer_sees_it(
     assert event.payload["body"] == "token=[REDACTED:password] on disk"
     assert event.payload["urgency"] == "critical"
     assert event.source == "notification" and event.taint == ["notification"]
-    await until(lambda: dunst_count(dunst) > before, "dunst to count the notification")
+    await eventually(lambda: dunst_count(dunst) > before, timeout=20, what="dunst to count the notification")
 
     # The daemon's own notifications (the executor's notify action) reach dunst but are not events,
     # so an agent that notifies cannot trigger itself.
     platform = LinuxPlatform(env=dunst, session_bus_address=session_bus.address)
     shown = dunst_count(dunst)
     await platform.notify("aiventbus", "agent finished", urgency="low")
-    await until(lambda: dunst_count(dunst) > shown, "dunst to show the daemon's own notification")
-    await until(lambda: producer.ignored == 1, "the monitor to see and skip it")
+    await eventually(lambda: dunst_count(dunst) > shown, timeout=20, what="dunst to show the daemon's own notification")
+    await eventually(lambda: producer.ignored == 1, timeout=20, what="the monitor to see and skip it")
     assert not collector.matching(lambda e: e.topic == "notification.received" and e.payload["app"] == "aiventbus")
     report = {p["name"]: p for p in (await running.client.get("/api/v1/producers")).json()["producers"]}
     assert report["notifications"]["state"] == "running" and report["notifications"]["events_emitted"] == 1

@@ -13,7 +13,8 @@ import pytest
 
 from aiventbus.producers.files import FileWatcherProducer, is_ignored
 from tests.support.daemon import RunningDaemon, running_daemon
-from tests.support.desktop import EventCollector, until
+from tests.support.desktop import EventCollector
+from tests.support.waiting import eventually
 
 
 @pytest.mark.parametrize(
@@ -45,7 +46,7 @@ async def live_watcher(tmp_path: Path, paths: list[Path], **producers: Any) -> A
         collector = EventCollector(running.daemon.bus)
         producer = running.daemon.producers.get("file_watcher")
         assert isinstance(producer, FileWatcherProducer)
-        await until(lambda: producer.watching, "the watcher")
+        await eventually(lambda: producer.watching, timeout=20, what="the watcher")
         # inotify watches are set up inside the watcher thread: prove it is live before the real steps.
         probe = watched / "probe.txt"
         while not collector.matching(lambda e: e.payload.get("path") == str(probe)):

@@ -59,13 +59,6 @@ async def ollama_provider(ollama_server: OllamaServer) -> AsyncIterator[OllamaPr
     await provider.close()
 
 
-async def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.02)
-
-
 # -- streaming and structured output --------------------------------------------------------------
 
 
@@ -234,7 +227,7 @@ async def test_cancelling_mid_stream_closes_the_stream(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await wait_for(lambda: ollama_server.active_streams == 0)
+    await eventually(lambda: ollama_server.active_streams == 0, timeout=20, what="the stream to close")
     # The model server is free again: a short call runs to its limit (a cut answer is an error, never a result).
     short = ChatRequest(model=ollama_server.model, messages=[ChatMessage("user", "Hi")], max_tokens=4)
     with pytest.raises(LLMError, match=r"cut at max_tokens=4 \(done_reason=length\)"):

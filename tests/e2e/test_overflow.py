@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aiventbus.core.context import estimate_tokens
+from aiventbus.core.prompt_assembly import estimate_tokens
 from aiventbus.llm.ollama import OllamaProvider
 from aiventbus.llm.openai_compat import OpenAICompatProvider
 from tests.support.daemon import free_port, running_daemon

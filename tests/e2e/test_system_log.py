@@ -10,7 +10,8 @@ import pytest
 
 from aiventbus.producers.system_log import parse_log_line
 from tests.support.daemon import running_daemon
-from tests.support.desktop import EventCollector, until
+from tests.support.desktop import EventCollector
+from tests.support.waiting import eventually
 
 
 def journal_entry(priority: int, unit: str, message: Any, pid: int) -> str:
@@ -128,5 +129,5 @@ async def test_a_dying_command_is_restarted_with_backoff(tmp_path: Path) -> None
         await collector.wait_for(lambda e: e.payload.get("unit") == "flaky.service", count=2)
         producer = running.daemon.producers.get("system_log")
         assert producer is not None
-        await until(lambda: producer.details()["restarts"] >= 1, "a restart")
+        await eventually(lambda: producer.details()["restarts"] >= 1, timeout=20, what="a restart")
         assert producer.details()["last_exit"] == "cat exited with status 0"

@@ -12,7 +12,8 @@ import pytest
 
 from aiventbus.producers.terminal import TerminalProducer, hook_snippet, parse_history_line, parse_spool_line
 from tests.support.daemon import running_daemon
-from tests.support.desktop import EventCollector, require, until
+from tests.support.desktop import EventCollector, require
+from tests.support.waiting import eventually
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,9 @@ async def test_preexec_hook_in_a_real_shell_under_tmux(tmp_path: Path, tmux: lis
         collector = EventCollector(running.daemon.bus)
         producer = running.daemon.producers.get("terminal")
         assert isinstance(producer, TerminalProducer)
-        await until(lambda: producer.spool.offset >= 0 and producer.history[0].offset >= 0, "the first poll")
+        await eventually(
+            lambda: producer.spool.offset >= 0 and producer.history[0].offset >= 0, timeout=20, what="the first poll"
+        )
 
         hook = tmp_path / "hook.sh"
         hook.write_text(hook_snippet(shell_name, spool))
@@ -134,7 +137,7 @@ async def test_the_spool_is_rotated_without_losing_lines(tmp_path: Path) -> None
         producer = running.daemon.producers.get("terminal")
         assert isinstance(producer, TerminalProducer)
         producer.spool_rotate_bytes = 200
-        await until(lambda: producer.spool.offset >= 0, "the first poll")
+        await eventually(lambda: producer.spool.offset >= 0, timeout=20, what="the first poll")
         cwd = base64.b64encode(b"/w").decode()
         for batch in range(3):
             with spool.open("a") as handle:  # as the hook does: open, append, close

@@ -14,7 +14,7 @@ from aiventbus.core.bus import EventBus
 from aiventbus.errors import ChainLimitExceeded
 from aiventbus.records.events import Event, EventIn
 from aiventbus.store.database import Database
-from aiventbus.store.events import COLUMN_DEFAULTS, MAX_ROWS_PER_INSERT, ROW_COLUMNS, compact_json
+from aiventbus.store.event_insert import COLUMN_DEFAULTS, MAX_ROWS_PER_INSERT, ROW_COLUMNS, compact_json
 from aiventbus.telemetry import Metrics
 from tests.support.waiting import eventually
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.support.daemon import running_daemon, start_daemon_process, stop_process, write_config
+from tests.support.waiting import eventually
 
 AIBUS = [sys.executable, "-c", "from aiventbus.cli.app import main; main()"]
 TERMINAL_STATES = {"unavailable", "failed", "disabled"}
@@ -27,15 +28,14 @@ async def producers_by_name(client: httpx.AsyncClient) -> dict[str, dict[str, An
 
 
 async def wait_settled(client: httpx.AsyncClient, names: set[str], timeout: float = 30) -> dict[str, dict[str, Any]]:
-    """Poll (with a deadline) until each named producer has left `running` for a final state."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """The producers report once each named producer has left `running` for a final state."""
+
+    async def final() -> dict[str, dict[str, Any]] | None:
         report = await producers_by_name(client)
-        if all(report[name]["state"] in TERMINAL_STATES for name in names):
-            return report
-        if time.monotonic() > deadline:
-            raise AssertionError({name: report[name]["state"] for name in names})
-        await asyncio.sleep(0.05)
+        return report if all(report[name]["state"] in TERMINAL_STATES for name in names) else None
+
+    report: dict[str, dict[str, Any]] = await eventually(final, timeout=timeout, what=f"a final state of {names}")
+    return report
 
 
 async def test_unavailable_paths_show_reasons_and_the_daemon_keeps_working(

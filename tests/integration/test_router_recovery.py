@@ -11,17 +11,10 @@ import pytest
 from aiventbus.config import BusConfig
 from aiventbus.core import router
 from aiventbus.core.bus import EventBus
-from aiventbus.daemon import Daemon
 from aiventbus.records.events import Event, EventIn
 from aiventbus.store.database import Database
 from aiventbus.telemetry import Metrics
 from tests.support.daemon import running_daemon
-from tests.support.waiting import eventually
-
-
-async def settled(daemon: Daemon) -> bool:
-    status = daemon.router.status()
-    return status["queued"] == 0 and status["unrouted"] == 0
 
 
 def stored(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -50,7 +43,7 @@ async def test_pending_events_above_the_watermark_are_routed_on_the_next_start(t
             (await first.client.post("/api/v1/events", json={"topic": "first.run", "payload": {"n": n}})).json()
             for n in range(5)
         ]
-        await eventually(lambda: settled(first.daemon))
+        await first.daemon.settled()
         assert first.daemon.router.status()["routed_through_seq"] >= max(event["seq"] for event in published)
     [(through, highest)] = stored(db_path, "SELECT routed_through, (SELECT MAX(seq) FROM events) FROM router_state")
     assert through == highest
@@ -65,7 +58,7 @@ async def test_pending_events_above_the_watermark_are_routed_on_the_next_start(t
     conn.close()
 
     async with running_daemon(tmp_path) as second:
-        await eventually(lambda: settled(second.daemon))
+        await second.daemon.settled()
         assert second.daemon.router.status()["routed_through_seq"] >= orphans[-1].seq
     statuses = {event_id: status for event_id, status in stored(db_path, "SELECT id, status FROM events")}
     assert [statuses[event.id] for event in orphans] == ["unrouted"] * 3
@@ -81,12 +74,13 @@ async def test_recovery_reads_page_after_page_until_nothing_is_left(
 ) -> None:
     db_path = tmp_path / "data" / "aiventbus.db"
     async with running_daemon(tmp_path) as first:
-        await eventually(lambda: settled(first.daemon))
+        await first.daemon.settled()
     orphans = await publish_without_a_router(db_path, 7)
 
     monkeypatch.setattr(router, "RECOVER_PAGE", 2)
     async with running_daemon(tmp_path) as second:
-        await eventually(lambda: settled(second.daemon) and not second.daemon.router.status()["recovering"])
+        await second.daemon.settled()  # recovery included: every page read and routed
+        assert not second.daemon.router.status()["recovering"]
         assert second.daemon.router.status()["routed_through_seq"] >= orphans[-1].seq
     statuses = {event_id: status for event_id, status in stored(db_path, "SELECT id, status FROM events")}
     assert [statuses[event.id] for event in orphans] == ["unrouted"] * 7

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.daemon import RunningDaemon
+from tests.support.waiting import eventually
 
 
 def ws_base(d: RunningDaemon) -> str:
@@ -20,13 +20,6 @@ def ws_base(d: RunningDaemon) -> str:
 
 async def receive(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
     return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
-
-
-async def until(condition: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 async def test_events_stream_with_bearer_token_and_topic_filter(daemon: RunningDaemon) -> None:
@@ -82,7 +75,7 @@ async def test_disconnect_unsubscribes(daemon: RunningDaemon) -> None:
     async with connect(ws_base(daemon), additional_headers=headers) as ws:
         await receive(ws)
         assert hub.client_count == 1
-    await until(lambda: hub.client_count == 0)
+    await eventually(lambda: hub.client_count == 0, timeout=10, what="the hub to drop the client")
     # The daemon goes on publishing to nobody.
     response = await daemon.client.post("/api/v1/events", json={"topic": "user.note", "payload": {}})
     assert response.status_code == 201

@@ -143,13 +143,14 @@ def start_daemon_process(
     port = args[args.index("--port") + 1] if "--port" in args else data["server"]["port"]
     base_url = f"http://127.0.0.1:{port}"
     log_path = config_path.parent / f"daemon-{time.monotonic_ns()}.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aiventbus", "--config", str(config_path), *args],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
+    with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aiventbus", "--config", str(config_path), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -187,12 +187,3 @@ class EventCollector:
 
 def topic_is(topic: str) -> Callable[[Event], bool]:
     return lambda event: event.topic == topic
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll a condition (set by another task or process) with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)

@@ -9,8 +9,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-async def eventually(check: Callable[[], Awaitable[Any] | Any], timeout: float = 90.0, interval: float = 0.02) -> Any:
-    """Call `check` (sync or async) until it returns something truthy, and return that; fail at the deadline."""
+async def eventually(
+    check: Callable[[], Awaitable[Any] | Any], timeout: float = 90.0, interval: float = 0.02, what: str = "condition"
+) -> Any:
+    """Call `check` (sync or async) until it returns something truthy, and return that; fail at the deadline. For
+    what happens outside the daemon (inotify, D-Bus, X, a model server); the daemon's own work is awaited with
+    `Daemon.settled()`."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -19,5 +23,5 @@ async def eventually(check: Callable[[], Awaitable[Any] | Any], timeout: float =
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout:g}s")
+            raise AssertionError(f"{what} not reached within {timeout:g}s")
         await asyncio.sleep(interval)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.core.context import (
+from aiventbus.core.prompt_assembly import (
     Piece,
     assemble,
     estimate_tokens,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from aiventbus.core.context import exchange_belongs, is_conversation, without_known_facts
 from aiventbus.core.knowledge import rank_facts, with_aliases
 from aiventbus.core.memory.search import content_terms, is_relevant, overlap_score, same_fact, stem
 from aiventbus.core.memory.store import rank_recalled
+from aiventbus.core.prompt_assembly import exchange_belongs, is_conversation, without_known_facts
 from aiventbus.records.events import Event
 from aiventbus.records.memory import Memory
 from aiventbus.store.knowledge import KnowledgeEntry
@@ -121,7 +121,7 @@ def test_only_the_interactive_lane_is_a_conversation(topic: str, conversation: b
 
 
 def test_a_question_is_asked_plainly_after_worked_examples() -> None:
-    from aiventbus.core.context import Piece, assemble
+    from aiventbus.core.prompt_assembly import Piece, assemble
     from aiventbus.core.prompts import QUESTION_EXAMPLES
 
     fact = Piece("knowledge", "user.dog_name", '- user.dog_name = "Biscuit"', 0.9)

@@ -105,89 +105,104 @@ def _refusal(program: str, written: str, canonical: str, options: OptionSpec) ->
     return f"{program} {shown}: {options.why.get(canonical, 'is not an option known to be read-only')}"
 
 
-def parse(program: str, args: Sequence[str], options: OptionSpec) -> Parsed:
-    """Split `args` as `program` would; `problem` names the first option that is not known to be read-only."""
-    seen: list[str] = []
-    values: list[tuple[str, str]] = []
-    positional: list[str] = []
-    index = 0
+@dataclass
+class _Reader:
+    """One pass over a program's arguments: the options seen so far (canonical names), their values, the operands."""
 
-    def refuse(reason: str, refused: str | None = None) -> Parsed:
-        return Parsed(tuple(seen), tuple(values), tuple(positional), reason, refused)
+    program: str
+    args: Sequence[str]
+    options: OptionSpec
+    index: int = 0  # the next argument to read
+    seen: list[str] = field(default_factory=list)
+    values: list[tuple[str, str]] = field(default_factory=list)
+    positional: list[str] = field(default_factory=list)
 
-    def take(option: str, count: int) -> str | None:
-        nonlocal index
-        taken = args[index : index + count]
+    def result(self, problem: str | None = None, refused: str | None = None) -> Parsed:
+        return Parsed(tuple(self.seen), tuple(self.values), tuple(self.positional), problem, refused)
+
+    def take(self, option: str, count: int) -> str | None:
+        """Read `count` values of `option` from the following arguments; the problem when they are not there."""
+        taken = self.args[self.index : self.index + count]
         if len(taken) < count:
-            return f"{program} {option} needs a value"
+            return f"{self.program} {option} needs a value"
         # a value that looks like an option: if the spec were wrong about the value, it would be an option
         for value in taken:
             if value.startswith("-") and value != "-" and not _NEGATIVE_NUMBER.fullmatch(value):
-                return f"{program} {option} is followed by {value}, which could be read as an option"
-        values.extend((option, value) for value in taken)
-        index += count
+                return f"{self.program} {option} is followed by {value}, which could be read as an option"
+        self.values.extend((option, value) for value in taken)
+        self.index += count
         return None
 
-    only_positional = False
-    while index < len(args):
-        arg = args[index]
-        index += 1
-        if only_positional or arg == "-" or not arg.startswith("-"):
-            positional.append(arg)
-            continue
-        if arg == "--":
-            only_positional = True
-            continue
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            resolved = resolve_long(name, options)
-            if isinstance(resolved, tuple):
-                if resolved:
-                    shown = ", ".join(f"--{candidate}" for candidate in resolved[:4])
-                    return refuse(f"{program} --{name} is ambiguous ({shown}...)")
-                return refuse(f"{program} --{name} is not an option known to be read-only")
-            canonical = f"--{resolved}"
-            seen.append(canonical)
-            if canonical in options.flags and not eq:
-                continue
-            if canonical in options.attached:
-                if eq:
-                    values.append((canonical, value))
-                continue
-            count = options.valued.get(canonical)
-            if count is None:
-                return refuse(_refusal(program, f"--{name}", canonical, options), canonical)
+    def long_option(self, arg: str) -> Parsed | None:
+        """Read one "--name[=value]"; the refusal when it is not known to be read-only."""
+        program, options = self.program, self.options
+        name, eq, value = arg[2:].partition("=")
+        resolved = resolve_long(name, options)
+        if isinstance(resolved, tuple):
+            if resolved:
+                shown = ", ".join(f"--{candidate}" for candidate in resolved[:4])
+                return self.result(f"{program} --{name} is ambiguous ({shown}...)")
+            return self.result(f"{program} --{name} is not an option known to be read-only")
+        canonical = f"--{resolved}"
+        self.seen.append(canonical)
+        if canonical in options.flags and not eq:
+            return None
+        if canonical in options.attached:
             if eq:
-                values.append((canonical, value))
-                count -= 1
-            problem = take(canonical, count) if count else None
-            if problem:
-                return refuse(problem)
-            continue
+                self.values.append((canonical, value))
+            return None
+        count = options.valued.get(canonical)
+        if count is None:
+            return self.result(_refusal(program, f"--{name}", canonical, options), canonical)
+        if eq:
+            self.values.append((canonical, value))
+            count -= 1
+        problem = self.take(canonical, count) if count else None
+        return self.result(problem) if problem else None
+
+    def short_options(self, arg: str) -> Parsed | None:
+        """Read one "-abc" cluster (its last option may carry a value); the refusal when one is not read-only."""
+        options = self.options
         cluster = arg[1:]
         if options.numeric and cluster.isdigit():
-            seen.append(arg)
-            continue
+            self.seen.append(arg)
+            return None
         for position, letter in enumerate(cluster):
             option = f"-{letter}"
-            seen.append(option)
+            self.seen.append(option)
             rest = cluster[position + 1 :]
             if option in options.flags:
                 continue
             if option in options.attached:
                 if rest:
-                    values.append((option, rest))
-                break
+                    self.values.append((option, rest))
+                return None
             if option not in options.valued:
-                return refuse(_refusal(program, option, option, options), option)
+                return self.result(_refusal(self.program, option, option, options), option)
             if rest:
-                values.append((option, rest))
-            else:
-                problem = take(option, options.valued[option])
-                if problem:
-                    return refuse(problem)
-            break
-    return Parsed(tuple(seen), tuple(values), tuple(positional))
+                self.values.append((option, rest))
+                return None
+            problem = self.take(option, options.valued[option])
+            return self.result(problem) if problem else None
+        return None
+
+
+def parse(program: str, args: Sequence[str], options: OptionSpec) -> Parsed:
+    """Split `args` as `program` would; `problem` names the first option that is not known to be read-only."""
+    reader = _Reader(program, args, options)
+    only_positional = False
+    while reader.index < len(args):
+        arg = args[reader.index]
+        reader.index += 1
+        if only_positional or arg == "-" or not arg.startswith("-"):
+            reader.positional.append(arg)
+        elif arg == "--":
+            only_positional = True
+        else:
+            refusal = reader.long_option(arg) if arg.startswith("--") else reader.short_options(arg)
+            if refusal is not None:
+                return refusal
+    return reader.result()
 
 
 def abbreviations(option: str, known: Sequence[str]) -> list[str]:

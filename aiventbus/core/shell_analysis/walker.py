@@ -4,36 +4,28 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import bashlex
 
 from aiventbus.core.shell_analysis import allowlist
+from aiventbus.core.shell_analysis.argument_checks import blocklist_findings, git_finding, read_finding, write_findings
+from aiventbus.core.shell_analysis.command_text import has_brace_expansion, normalize_text
 from aiventbus.core.shell_analysis.commands import (
     CODE_RUNNERS,
     FIND_NAME_FILTERS,
     FIND_UNSAFE,
-    GIT_CODE_OPTIONS,
-    GIT_KNOWN,
-    GIT_VALUE_OPTIONS,
     GLOB_SUSPECTS,
-    NO_CONTENT_READ,
-    OUTPUT_OPTIONS,
     SHELL_STATE,
     SHELLS,
-    SYSTEMCTL_POWER,
     TAR_CODE_OPTIONS,
     TAR_CODE_PREFIXES,
     WRAPPERS,
-    WRITERS,
     base_name,
     is_blocked_name,
     is_known,
     matches_entry,
-    option_values,
-    split_args,
 )
 from aiventbus.core.shell_analysis.facts import LEVEL_RANK, MAX_DEPTH, Level, ShellFacts, ShellJudgement
 from aiventbus.core.shell_analysis.paths import (
@@ -41,8 +33,6 @@ from aiventbus.core.shell_analysis.paths import (
     endless,
     judged_paths,
     normalize_path,
-    path_contains,
-    path_within,
     reads_sensitive,
     root_like,
     write_verdict,
@@ -90,14 +80,14 @@ class Analysis:
             return
         if "((" in command or "$[" in command:
             self.add("capped", "shell_structure", "arithmetic evaluation can run substitutions")
-        if _BRACE_EXPANSION.search(_unquoted(command)):
+        if has_brace_expansion(command):
             self.add("capped", "shell_structure", "brace expansion makes words the text does not show")
         if len(command) > self.facts.max_length:
             self.add("capped", "length", f"command longer than {self.facts.max_length} characters")
         odd = [char for char in command if not (char.isascii() and (char.isprintable() or char in "\n\t"))]
         if odd:
             self.add("capped", "shell_structure", f"non-ASCII or control character {odd[0]!r} in the command")
-            normalized = _normalize_text(command)
+            normalized = normalize_text(command)
             if normalized != command:
                 self._blocklist_only(normalized, depth)
         try:
@@ -264,15 +254,17 @@ class Analysis:
         if any(char in raw for char in "*?[") and name != "[":
             for candidate in sorted(GLOB_SUSPECTS):
                 if fnmatch.fnmatchcase(candidate, name):  # /???/r? can run rm: judge it as each program it matches
-                    self.blocked(candidate, args)
-                    self.writes(candidate, args)
+                    self.findings += blocklist_findings(candidate, args, self.facts, self.cwd)
+                    self.findings += write_findings(candidate, args, self.facts, self.cwd)
         for entry in self.facts.blocklist:
             if matches_entry(words, entry):
                 self.add("blocked", "blocklist", f"matches the blocklist entry {' '.join(entry)!r}")
         outcome = allowlist.judge(name, args)
-        self.blocked(name, args)
-        self.writes(name, args)
-        self.reads(name, args, outcome)
+        self.findings += blocklist_findings(name, args, self.facts, self.cwd)
+        self.findings += write_findings(name, args, self.facts, self.cwd)
+        read = read_finding(name, args, self.facts, self.cwd, outcome)
+        if read is not None:
+            self.add(*read)
         user_allowed = any(matches_entry(words, entry) for entry in self.facts.allowlist)
         if name in SHELL_STATE:
             self.add("capped", "shell_structure", f"{name} changes how later commands are found or run")
@@ -298,100 +290,12 @@ class Analysis:
             if token and is_blocked_name(base_name(token)):
                 self.add("blocked", "blocklist", f"{token} hidden in a brace expansion")
 
-    def blocked(self, name: str, args: Sequence[str]) -> None:
-        parsed = split_args(args)
-        home = self.facts.home
-        if is_blocked_name(name):
-            self.add("blocked", "blocklist", f"{name} is blocked (privilege, power or disk tool)")
-        elif name == "init" and any(arg in ("0", "6") for arg in parsed.positional):
-            self.add("blocked", "blocklist", "init 0/6 powers the machine off")
-        elif name == "systemctl" and SYSTEMCTL_POWER & set(parsed.positional):
-            self.add("blocked", "blocklist", "systemctl would power the machine off")
-        elif name in ("kill", "pkill") and "-1" in args:
-            self.add("blocked", "blocklist", "kill -1 signals every process")
-        if "--no-preserve-root" in parsed.long:
-            self.add("blocked", "blocklist", "--no-preserve-root")
-        recursive = bool({"r", "R"} & parsed.short) or "--recursive" in parsed.long
-        if name in ("rm", "shred", "mv") or (name in ("chmod", "chown", "chgrp") and recursive):
-            if name == "rm" and not recursive:
-                return
-            for target in parsed.positional[:-1] if name == "mv" else parsed.positional:
-                if root_like(self.path(target), home):
-                    self.add("blocked", "blocklist", f"{name} on {target} would destroy / or home")
-                    return
-        if name == "dd":
-            for arg in args:
-                key, _, value = arg.partition("=")
-                if key == "of" and value:
-                    verdict = write_verdict(self.path(value), self.facts)
-                    if verdict:
-                        self.add(*verdict)
-
-    def writes(self, name: str, args: Sequence[str]) -> None:
-        parsed = split_args(args)
-        mode = WRITERS.get(name)
-        targets: list[str] = []
-        if mode == "all":
-            targets = list(parsed.positional)
-            if name in ("chmod", "chown", "chgrp", "setfacl", "chattr") and targets:
-                targets = targets[1:]
-        elif mode == "last" and parsed.positional:
-            targets = [parsed.positional[-1]]
-        elif name in ("sed", "perl") and ("i" in parsed.short or "--in-place" in parsed.long):
-            targets = list(parsed.positional[1:] if name == "sed" else parsed.positional)
-        elif name in ("curl", "wget", "tar", "sort", "tree", "git", "uniq"):
-            targets = option_values(allowlist.canonical_args(name, args), OUTPUT_OPTIONS[name])
-            if name == "uniq" and len(parsed.positional) > 1:
-                targets.append(parsed.positional[1])
-        targets += option_values(args, frozenset({"-t", "--target-directory"})) if mode else []
-        recursive = name in ("rm", "mv", "chmod", "chown", "chgrp") and (
-            bool({"r", "R"} & parsed.short) or "--recursive" in parsed.long or name == "mv"
-        )
-        for index, target in enumerate(targets):
-            moved_into = name == "mv" and index == len(targets) - 1  # a move's destination keeps what it holds
-            for path in judged_paths(self.path(target), self.facts):
-                verdict = write_verdict(path, self.facts, recursive and not moved_into)
-                if verdict:
-                    self.add(*verdict)
-
-    def reads(self, name: str, args: Sequence[str], outcome: allowlist.Outcome | None = None) -> None:
-        """Sensitive paths among the arguments cap the command; the daemon's own files deny any non-reader."""
-        if name in NO_CONTENT_READ:
-            return
-        parsed = split_args(args)
-        recursive = name in ("grep", "egrep", "fgrep", "rg", "ag", "cp", "rsync", "tar", "zip", "scp", "diff") and (
-            bool({"r", "R", "a"} & parsed.short) or bool({"--recursive", "--archive"} & parsed.long) or name == "tar"
-        )
-        candidates = [*parsed.positional, *parsed.values, *(arg for arg in args if arg.startswith("@"))]
-        candidates += [arg.partition("=")[2] for arg in args if "=" in arg and not arg.startswith("-")]
-        if outcome is not None:
-            candidates += outcome.reads  # attached short values (-f/path) too
-        if recursive and not parsed.positional:
-            candidates.append(".")
-        unique = dict.fromkeys(candidate.lstrip("@") for candidate in candidates)
-        literal = [self.path(candidate) for candidate in unique if candidate]
-        paths = [path for each in literal for path in judged_paths(each, self.facts)]
-        if not allowlist.on_allowlist(name):
-            for path in paths:
-                for own in self.facts.protected_paths:
-                    if path_within(path, own) or (recursive and path_contains(path, own)):
-                        self.add("blocked", "protected_path", f"{name} is handed the daemon's own file {own}")
-                        return
-        for path in paths:
-            sensitive = reads_sensitive(path, self.facts, recursive)
-            if sensitive:
-                self.add("capped", "sensitive_path", f"{name} would read {sensitive}")
-                return
-        if outcome is not None and not outcome.bounded:
-            for path in paths:
-                if endless(path):
-                    self.add("review", "blocking", f"{name} would read {path}, which may never end")
-                    return
-
     def runner(self, name: str, args: Sequence[str], depth: int, user_allowed: bool) -> None:
         """Shells, interpreters, wrappers and exec-capable tools: recurse into what they run, cap the rest."""
         if name == "git":
-            self._git(args, user_allowed)
+            finding = git_finding(args, user_allowed)
+            if finding is not None:
+                self.add(*finding)
             return
         if name == "find":
             self._find(args, depth)
@@ -472,42 +376,3 @@ class Analysis:
             deletes = arg == "-delete" or (inner and base_name(inner[0]) in ("rm", "shred", "unlink"))
             if deletes and from_root:
                 self.add("blocked", "blocklist", f"find {starts[0]} {arg} deletes under / or home")
-
-    def _git(self, args: Sequence[str], user_allowed: bool) -> None:
-        index = 0
-        while index < len(args) and args[index].startswith("-"):
-            option = args[index].split("=", 1)[0]
-            if option in GIT_CODE_OPTIONS:
-                self.add("capped", "shell_structure", f"git {option} can run a program")
-                return
-            index += 2 if option in GIT_VALUE_OPTIONS and "=" not in args[index] else 1
-        sub = args[index] if index < len(args) else ""
-        rest = args[index + 1 :]
-        bad = [arg for arg in rest if arg.split("=", 1)[0] in GIT_CODE_OPTIONS and arg not in ("-p", "-u", "-c")]
-        if bad:
-            self.add("capped", "shell_structure", f"git {sub} {bad[0]} can run a program")
-        elif sub and sub not in GIT_KNOWN:
-            self.add("capped", "shell_structure", f"git {sub} is not a known subcommand (could be an alias)")
-        elif user_allowed:
-            return
-        else:
-            self.add(*allowlist.review(f"git {sub or '(no subcommand)'}: {_GIT_CONFIG}", "repo_config"))
-
-
-_GIT_CONFIG = "git reads the repository's config, which can run programs (core.fsmonitor, diff.external, hooks)"
-_BRACE_EXPANSION = re.compile(r"\{[^{}\s]*(?:,|\.\.)[^{}\s]*\}")
-
-
-def _unquoted(text: str) -> str:
-    """The text with quoted and backslash-escaped parts removed (where the shell expands nothing)."""
-    return re.sub(r"\\.|'[^']*'|\"(?:[^\"\\]|\\.)*\"", "", text)
-
-
-def _normalize_text(command: str) -> str:
-    """Look-alike characters folded (NFKC), Unicode spaces turned into spaces, control characters dropped."""
-    folded = unicodedata.normalize("NFKC", command)
-    return "".join(
-        " " if char.isspace() else char
-        for char in folded
-        if char.isspace() or unicodedata.category(char)[0] != "C" or char in "\n\t"
-    )
